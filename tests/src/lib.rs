@@ -1,0 +1,1 @@
+//! Shared helpers for pea2pea's integration tests.
