@@ -1,12 +1,120 @@
 //! Messages with a compact binary encoding: the runtime half of `#[derive(Message)]`.
 //!
-//! CONTRACT STUB (to be filled in by the derive/wire work): the names and signatures below are
-//! what the DSL and the engine code against; the bodies are placeholders.
+//! # The wire format
+//!
+//! It is postcard's (v1), so a peer using serde + postcard reads and writes the same bytes:
+//!
+//! | type | encoding |
+//! | --- | --- |
+//! | `u8`, `i8` | one raw byte |
+//! | `u16`..`u128`, `usize` | LEB128 varint (`usize` as `u64`) |
+//! | `i16`..`i128`, `isize` | zigzag, then varint (`isize` as `i64`) |
+//! | `f32`, `f64` | little-endian IEEE 754 |
+//! | `bool` | one byte, 0 or 1 (anything else is an error) |
+//! | `char` | as a one-character string |
+//! | `String`, `Bytes` | varint length, then the bytes |
+//! | `Vec`, `VecDeque`, sets | varint count, then the elements |
+//! | `HashMap`, `BTreeMap` | varint count, then key, value, key, value... |
+//! | `[T; N]`, tuples, structs | the elements or fields in order, no length |
+//! | `Option<T>` | byte 0 (None) or 1 then the value |
+//! | `()`, `PhantomData`, unit structs | nothing |
+//! | enums | varint variant index (or explicit tag), then the variant's fields |
+//! | `Duration` | `secs` (u64) then `nanos` (u32), as varints |
+//! | `Ipv4Addr`, `Ipv6Addr` | 4 or 16 raw bytes |
+//! | `IpAddr` | variant index (0 = V4, 1 = V6), then the address |
+//! | `SocketAddrV4`/`V6` | the address, then the port (u16); `V6` drops flowinfo and scope id, as serde does |
+//! | `SocketAddr` | variant index (0 = V4, 1 = V6), then the socket address |
+//!
+//! # Bounded decoding
+//!
+//! Decoding never panics and never allocates much more than the frame it reads: see
+//! [`Reader`] for the limits. [`Message::from_bytes`] also rejects trailing bytes.
+//!
+//! # The derive
+//!
+//! `#[derive(Message)]` works on structs (named, tuple, unit) and enums (unit, tuple and struct
+//! variants), generic ones included (it adds `T: Message` bounds). Attributes:
+//!
+//! * `#[message(tag = 7)]` on a variant: a stable variant index to put on the wire instead of
+//!   its position. Tags must be unique. Without tags, variants are numbered 0, 1, 2... in
+//!   order, as serde does; with tags, a postcard peer's enum must list variants so that its
+//!   positions equal the tags.
+//! * `#[message(max_len = 64)]` on a `String`, `Bytes`, `Vec`, `VecDeque`, set or map field:
+//!   decoding fails when the length prefix exceeds it, before reading the contents. Encoding
+//!   does **not** check it (encoding is infallible): a sender that exceeds it writes a message
+//!   its peers reject, so validate such fields before sending.
+//! * `#[message(crate = "path")]` on the type: where to find this crate when it is renamed or
+//!   re-exported (default `::pea2pea`).
+//!
+//! ```
+//! use pea2pea::Message;
+//! use bytes::Bytes;
+//!
+//! #[derive(Message, Debug, PartialEq)]
+//! enum Chat {
+//!     Hello { #[message(max_len = 32)] name: String },
+//!     Say(String),
+//!     Blob(Bytes),
+//!     #[message(tag = 9)]
+//!     Bye,
+//! }
+//!
+//! let msg = Chat::Hello { name: "ann".into() };
+//! let bytes = msg.to_bytes();
+//! assert_eq!(&bytes[..], &[0, 3, b'a', b'n', b'n']);
+//! assert_eq!(Chat::from_bytes(bytes).unwrap(), msg);
+//! assert_eq!(&Chat::Bye.to_bytes()[..], &[9]);
+//! ```
+
+mod error;
+mod impls;
+mod reader;
+mod wire;
 
 use bytes::{Bytes, BytesMut};
 
+pub use error::{DecodeError, DecodeErrorKind};
+pub use reader::{DEFAULT_MAX_DEPTH, MIN_ZERO_SIZED_BUDGET, PREALLOC_FACTOR, Reader};
+pub use wire::{
+    fingerprint, put_varint_u64, put_varint_u128, unzigzag_i64, unzigzag_i128, varint_len_u64,
+    varint_len_u128, zigzag_i64, zigzag_i128,
+};
+
 /// A value with a binary encoding in postcard's wire format and a bounded decoder.
+///
+/// Derive it with `#[derive(Message)]` (see the [module docs](self)), or implement it by hand
+/// from the [`Reader`] primitives and the functions of this module.
+///
+/// ```
+/// use pea2pea::Message;
+///
+/// let bytes = (7u8, -1i32, String::from("hi")).to_bytes();
+/// assert_eq!(&bytes[..], &[7, 1, 2, b'h', b'i']);
+/// let back = <(u8, i32, String)>::from_bytes(bytes).unwrap();
+/// assert_eq!(back, (7, -1, "hi".into()));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no wire encoding: it does not implement `pea2pea::Message`",
+    label = "`{Self}` cannot be encoded in a message",
+    note = "add `#[derive(pea2pea::Message)]` to `{Self}`, implement `pea2pea::Message` for it by hand, or use a type that has an encoding (integers, String, Bytes, Vec, Option, maps, tuples...)"
+)]
 pub trait Message: Sized {
+    /// A description of the type's wire shape. The derive fills it with the type's declaration
+    /// as written (name, fields or variants with their tags, field types in order, e.g.
+    /// `struct Point { x: u32, y: u32 }`); primitives use their name (`u32`, `String`) and
+    /// generic containers the name of the container (`Vec`, `Option`). The default is
+    /// `"opaque"`.
+    const SHAPE: &'static str = "opaque";
+
+    /// A stable 64-bit hash of [`Message::SHAPE`] (FNV-1a, see [`fingerprint`]): two builds
+    /// whose message declarations differ get different fingerprints.
+    const FINGERPRINT: u64 = fingerprint(Self::SHAPE);
+
+    /// A lower bound on the number of bytes any value of this type encodes to. Decoders use it
+    /// to reject element counts that cannot fit in a frame before allocating. `0` (the default,
+    /// always safe) makes sequences of this type draw on the frame's zero-sized budget instead.
+    const MIN_LEN: usize = 0;
+
     /// The exact number of bytes [`Message::encode`] appends.
     fn encoded_len(&self) -> usize;
 
@@ -16,7 +124,7 @@ pub trait Message: Sized {
     /// Decodes one value from the front of `src`, advancing it.
     fn decode(src: &mut Reader) -> Result<Self, DecodeError>;
 
-    /// Encodes `self` into a fresh buffer.
+    /// Encodes `self` into a fresh buffer of exactly the right size.
     fn to_bytes(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(self.encoded_len());
         self.encode(&mut buf);
@@ -30,34 +138,37 @@ pub trait Message: Sized {
         reader.finish()?;
         Ok(value)
     }
-}
 
-/// A cursor over one frame's bytes, with the limits that keep decoding bounded.
-pub struct Reader {
-    buf: Bytes,
-    start_len: usize,
-}
-
-impl Reader {
-    /// Starts reading `frame` from its beginning.
-    pub fn new(frame: Bytes) -> Self {
-        let start_len = frame.len();
-        Self { buf: frame, start_len }
+    /// The encoded length of a slice of values (without its count); `u8` overrides it.
+    #[doc(hidden)]
+    fn __slice_len(items: &[Self]) -> usize {
+        items.iter().map(Self::encoded_len).sum()
     }
 
-    /// The offset of the next byte from the start of the frame.
-    pub fn offset(&self) -> usize {
-        self.start_len - self.buf.len()
+    /// Encodes a slice of values (without its count); `u8` overrides it with one copy.
+    #[doc(hidden)]
+    fn __encode_slice(items: &[Self], dst: &mut BytesMut) {
+        for item in items {
+            item.encode(dst);
+        }
     }
 
-    /// Fails if any bytes remain unread.
-    pub fn finish(self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(DecodeError { _offset: self.offset() }) }
+    /// Decodes `len` values into a vector; `u8` overrides it with one copy.
+    #[doc(hidden)]
+    fn __decode_vec(src: &mut Reader, len: usize) -> Result<Vec<Self>, DecodeError> {
+        let mut out = Vec::with_capacity(src.capacity_for::<Self>(len));
+        for _ in 0..len {
+            out.push(Self::decode(src)?);
+        }
+        Ok(out)
     }
 }
 
-/// Why a frame could not be decoded.
-#[derive(Debug)]
-pub struct DecodeError {
-    _offset: usize,
-}
+/// Marks the types whose encoding starts with a varint length (strings, byte strings,
+/// sequences, sets and maps): the types `#[message(max_len = ...)]` applies to.
+#[diagnostic::on_unimplemented(
+    message = "`#[message(max_len = ...)]` does not apply to `{Self}`",
+    label = "`{Self}` has no length prefix",
+    note = "max_len applies to String, Bytes, Vec, VecDeque, sets and maps; remove the attribute from this field"
+)]
+pub trait LengthPrefixed: Message {}
