@@ -7,12 +7,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod message;
+
 use proc_macro::TokenStream;
 
 /// Derives `pea2pea::Message`: a compact binary encoding (postcard's wire format) with bounded
 /// decoding. See the `pea2pea::Message` docs for the attributes it accepts.
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
-    let _ = input;
-    TokenStream::new()
+    message::derive(input.into()).into()
 }

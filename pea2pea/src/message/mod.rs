@@ -68,6 +68,9 @@
 
 mod error;
 mod impls;
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __derive;
 mod reader;
 mod wire;
 
