@@ -8,11 +8,51 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod heuristics;
+mod io;
+mod node;
+mod stats;
+mod task;
+mod topology;
+
 pub mod codec;
+pub mod connections;
 pub mod message;
+pub mod protocols;
 
 #[doc(hidden)]
 pub mod __private;
 
+pub use config::Config;
+pub use connections::{Connection, ConnectionInfo, ConnectionSide, DisconnectOrigin};
+pub use heuristics::Heuristics;
 pub use message::{DecodeError, Message};
+pub use node::{Node, ShuttingDown};
 pub use pea2pea_macros::Message;
+pub use stats::Stats;
+pub use topology::{Topology, connect_nodes};
+
+/// Implemented by the types that hold a [`Node`]; every protocol builds on it.
+///
+/// ```
+/// use pea2pea::{Config, Node, Pea2Pea};
+///
+/// #[derive(Clone)]
+/// struct Peer {
+///     node: Node,
+/// }
+///
+/// impl Pea2Pea for Peer {
+///     fn node(&self) -> &Node {
+///         &self.node
+///     }
+/// }
+///
+/// let peer = Peer { node: Node::new(Config::default()) };
+/// assert_eq!(peer.node().num_connected(), 0);
+/// ```
+pub trait Pea2Pea {
+    /// The node this value holds.
+    fn node(&self) -> &Node;
+}

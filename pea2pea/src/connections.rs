@@ -1,0 +1,161 @@
+//! The types that describe a connection: who started it, how it ended, and the [`Connection`]
+//! that a [`Handshake`] works on.
+
+use std::{net::SocketAddr, ops::Not, sync::Arc};
+
+use tokio::net::TcpStream;
+use tracing::Span;
+
+use crate::{
+    Stats,
+    io::{BoxedReader, BoxedWriter},
+};
+
+#[cfg(doc)]
+use crate::{
+    Node,
+    protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
+};
+
+/// Which end opened a connection.
+///
+/// [`ConnectionInfo::side`] is the *peer's* role: on the node that dialled, it says
+/// `Responder`. A node's own role is therefore `!info.side()`, which is what
+/// [`Reading::codec`] and [`Writing::codec`] receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionSide {
+    /// The end that dialled.
+    Initiator,
+    /// The end that accepted.
+    Responder,
+}
+
+impl Not for ConnectionSide {
+    type Output = Self;
+
+    fn not(self) -> Self {
+        match self {
+            Self::Initiator => Self::Responder,
+            Self::Responder => Self::Initiator,
+        }
+    }
+}
+
+/// What started the teardown of a connection; passed to [`OnDisconnect::on_disconnect`].
+///
+/// When several causes race, the first one to claim the connection is the only one reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DisconnectOrigin {
+    /// [`OnConnect::on_connect`] panicked.
+    OnConnectAbort,
+    /// The reading side stopped: the peer closed the connection, the codec rejected a frame,
+    /// [`Reading::process_message`] panicked, or [`Reading::IDLE_TIMEOUT_MS`] passed in silence.
+    Reading,
+    /// [`Node::shut_down`] is tearing down every connection.
+    Shutdown,
+    /// [`Node::disconnect`] was called.
+    User,
+    /// The writing side stopped: a write failed or exceeded [`Writing::TIMEOUT_MS`], or the
+    /// encoder failed. The write half is already closed, so the hook cannot send a last message.
+    Writing,
+}
+
+/// A cheap, clonable description of an established connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    addr: SocketAddr,
+    side: ConnectionSide,
+    stats: Arc<Stats>,
+    span: Span,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(addr: SocketAddr, side: ConnectionSide, span: Span) -> Self {
+        Self {
+            addr,
+            side,
+            stats: Default::default(),
+            span,
+        }
+    }
+
+    /// The peer's address: the one dialled if this node initiated, the peer's (usually
+    /// ephemeral) source address otherwise. It is the key of the connection in the [`Node`].
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The peer's role in the connection (see [`ConnectionSide`]).
+    #[inline]
+    pub fn side(&self) -> ConnectionSide {
+        self.side
+    }
+
+    /// The connection's own message and byte counters.
+    #[inline]
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The tracing span of the connection (a child of the node's span).
+    #[inline]
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+}
+
+/// A connection that is being set up, as handed to [`Handshake::perform_handshake`].
+///
+/// It owns the socket until the handshake returns it. Use [`Handshake::borrow_stream`] to talk
+/// over the raw TCP stream, or [`Handshake::take_stream`] and [`Handshake::return_stream`] to
+/// replace it with a wrapper (TLS, Noise) that reading and writing will then use.
+pub struct Connection {
+    pub(crate) id: u64,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) stream: Option<TcpStream>,
+    pub(crate) reader: Option<BoxedReader>,
+    pub(crate) writer: Option<BoxedWriter>,
+}
+
+impl Connection {
+    pub(crate) fn new(id: u64, info: ConnectionInfo, stream: TcpStream) -> Self {
+        Self {
+            id,
+            info,
+            stream: Some(stream),
+            reader: None,
+            writer: None,
+        }
+    }
+
+    /// The connection's description.
+    #[inline]
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The peer's address (see [`ConnectionInfo::addr`]).
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.info.addr
+    }
+
+    /// The peer's role (see [`ConnectionInfo::side`]).
+    #[inline]
+    pub fn side(&self) -> ConnectionSide {
+        self.info.side
+    }
+
+    /// The connection's counters (see [`ConnectionInfo::stats`]).
+    #[inline]
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.info.stats
+    }
+
+    /// The connection's tracing span.
+    #[inline]
+    pub fn span(&self) -> &Span {
+        &self.info.span
+    }
+}

@@ -1,0 +1,97 @@
+//! The two halves of a connection's byte stream: a plain TCP socket (the common case, with no
+//! dynamic dispatch) or whatever a handshake put in its place.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
+};
+
+/// A reading half that a handshake returned in place of the TCP stream.
+pub(crate) type BoxedReader = Box<dyn AsyncRead + Unpin + Send + Sync>;
+/// A writing half that a handshake returned in place of the TCP stream.
+pub(crate) type BoxedWriter = Box<dyn AsyncWrite + Unpin + Send + Sync>;
+
+pub(crate) enum ConnReader {
+    Tcp(OwnedReadHalf),
+    Boxed(BoxedReader),
+}
+
+pub(crate) enum ConnWriter {
+    Tcp(OwnedWriteHalf),
+    Boxed(BoxedWriter),
+}
+
+impl ConnReader {
+    /// Waits until the socket has something to read, so that an idle connection need not hold
+    /// a read buffer. Wrapped streams give no such signal and return at once.
+    pub(crate) async fn ready(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(half) => half.readable().await,
+            Self::Boxed(_) => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for ConnReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(half) => Pin::new(half).poll_read(cx, buf),
+            Self::Boxed(half) => Pin::new(half).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ConnWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(half) => Pin::new(half).poll_write(cx, buf),
+            Self::Boxed(half) => Pin::new(half).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+            Self::Boxed(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(half) => half.is_write_vectored(),
+            Self::Boxed(half) => half.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(half) => Pin::new(half).poll_flush(cx),
+            Self::Boxed(half) => Pin::new(half).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(half) => Pin::new(half).poll_shutdown(cx),
+            Self::Boxed(half) => Pin::new(half).poll_shutdown(cx),
+        }
+    }
+}

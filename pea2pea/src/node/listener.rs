@@ -1,0 +1,133 @@
+//! The listening socket and its accept loop.
+
+use std::{io, net::SocketAddr, sync::Mutex, time::Duration};
+
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    task::JoinHandle,
+};
+use tracing::{debug, warn};
+
+use super::{registry::lock, setup};
+use crate::{Config, Heuristics, Node, ShuttingDown};
+
+/// How long accepting pauses after an unexpected accept error (e.g. out of file descriptors),
+/// so that a persistent error does not spin the loop.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub(crate) struct Listener {
+    /// Serializes toggles (and shutdown's final stop) with each other.
+    state: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The bound address, readable without waiting on a toggle in progress.
+    addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Listener {
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        *lock(&self.addr)
+    }
+}
+
+pub(super) async fn toggle(node: &Node) -> io::Result<Option<SocketAddr>> {
+    let listener = &node.0.listener;
+    let mut state = listener.state.lock().await;
+    if node.is_shutting_down() {
+        return Err(ShuttingDown::error());
+    }
+    if let Some(task) = state.take() {
+        stop(task).await;
+        *lock(&listener.addr) = None;
+        debug!(parent: node.span(), "stopped listening");
+        return Ok(None);
+    }
+    let config = node.config();
+    let wanted = config.listener_addr.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "Config::listener_addr is None",
+        )
+    })?;
+    let tcp = bind(wanted, config)?;
+    let addr = tcp.local_addr()?;
+    *state = Some(tokio::spawn(accept_loop(node.clone(), tcp)));
+    *lock(&listener.addr) = Some(addr);
+    debug!(parent: node.span(), "listening on {addr}");
+    Ok(Some(addr))
+}
+
+/// Stops listening for good (shutdown); the socket is closed when this returns.
+pub(super) async fn stop_for_shutdown(node: &Node) {
+    let listener = &node.0.listener;
+    let mut state = listener.state.lock().await;
+    if let Some(task) = state.take() {
+        stop(task).await;
+    }
+    *lock(&listener.addr) = None;
+}
+
+/// Aborts the accept loop and waits until it is gone, so its socket is closed on return.
+async fn stop(task: JoinHandle<()>) {
+    task.abort();
+    let _ = task.await;
+}
+
+fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if config.reuse_listener_port {
+        set_reuseport(&socket)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(config.listener_backlog)
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn set_reuseport(socket: &TcpSocket) -> io::Result<()> {
+    socket.set_reuseport(true)
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn set_reuseport(_socket: &TcpSocket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not supported on this platform",
+    ))
+}
+
+/// Accepts connections for as long as the node listens. A connection is taken from the kernel
+/// only when a setup slot is free for it, so surplus peers wait in the accept queue; an idle
+/// listener holds no slot.
+async fn accept_loop(node: Node, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let Ok(permit) = node.registry().budget().clone().acquire_owned().await else {
+                    return;
+                };
+                setup::accept(&node, stream, addr, permit);
+            }
+            // the peer gave up before we took the connection: nothing is wrong with us
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                Heuristics::bump(&node.heuristics().accept_errors);
+                warn!(parent: node.span(), "accept failed: {e}; pausing for {ACCEPT_ERROR_BACKOFF:?}");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
+}

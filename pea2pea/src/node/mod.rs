@@ -1,0 +1,272 @@
+//! The [`Node`]: configuration, state views, and the entry points of a connection's life
+//! (listening, dialling, disconnecting, shutting down), each in its own module.
+
+mod listener;
+pub(crate) mod registry;
+mod setup;
+mod shutdown;
+mod teardown;
+
+use std::{
+    collections::HashMap,
+    fmt, io,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+use tokio::net::TcpSocket;
+use tracing::Span;
+
+use crate::{Config, ConnectionInfo, Heuristics, Stats, protocols::Protocols};
+
+use self::{listener::Listener, registry::Registry, shutdown::Shutdown};
+
+/// The error inside every `io::Error` that the node returns because it is shutting down
+/// (kind `Other`, message "shutting down"). Such an error is final: do not retry.
+///
+/// ```
+/// # use pea2pea::{Node, ShuttingDown};
+/// # async fn f(node: &Node, addr: std::net::SocketAddr) {
+/// if let Err(e) = node.connect(addr).await {
+///     if ShuttingDown::caused(&e) {
+///         return; // the node is stopping; retrying would fail the same way
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShuttingDown;
+
+impl fmt::Display for ShuttingDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shutting down")
+    }
+}
+
+impl std::error::Error for ShuttingDown {}
+
+impl ShuttingDown {
+    /// Whether `err` is the node's own shutdown error (it looks at `err` itself, not at
+    /// errors that wrap it).
+    pub fn caused(err: &io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<Self>())
+    }
+
+    pub(crate) fn error() -> io::Error {
+        io::Error::other(Self)
+    }
+}
+
+/// A P2P node: the handle to one listener and its set of TCP connections.
+///
+/// `Node` is a cheap handle (an `Arc`); clone it freely. It does nothing until told: enable the
+/// [`protocols`](crate::protocols) your type implements, then call
+/// [`toggle_listener`](Node::toggle_listener) and/or [`connect`](Node::connect).
+///
+/// The enabled protocols hold clones of your type, and so of this node: dropping your handles
+/// does not stop it. Call [`shut_down`](Node::shut_down) when you are done.
+#[derive(Clone)]
+pub struct Node(Arc<Inner>);
+
+pub(crate) struct Inner {
+    span: Span,
+    config: Config,
+    stats: Stats,
+    heuristics: Heuristics,
+    registry: Registry,
+    protocols: Protocols,
+    listener: Listener,
+    shutdown: Shutdown,
+    next_conn_id: AtomicU64,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sequence behind the names of unnamed nodes.
+static NEXT_NODE_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+impl Node {
+    /// Creates a node. It neither listens nor dials yet, and needs no runtime until it does.
+    ///
+    /// # Panics
+    ///
+    /// If `max_connections`, `max_connections_per_ip` or `max_connecting` is 0.
+    pub fn new(mut config: Config) -> Self {
+        for (value, field) in [
+            (config.max_connections, "max_connections"),
+            (config.max_connections_per_ip, "max_connections_per_ip"),
+            (config.max_connecting, "max_connecting"),
+        ] {
+            assert!(value != 0, "Config::{field} must not be 0");
+        }
+        config.max_connecting = config.max_connecting.min(config.max_connections);
+        let name = config
+            .name
+            .get_or_insert_with(|| NEXT_NODE_NUMBER.fetch_add(1, Ordering::Relaxed).to_string());
+        let span = tracing::info_span!("node", name = %name);
+        let registry = Registry::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.max_connecting,
+        );
+
+        Self(Arc::new(Inner {
+            span,
+            config,
+            stats: Default::default(),
+            heuristics: Default::default(),
+            registry,
+            protocols: Default::default(),
+            listener: Default::default(),
+            shutdown: Default::default(),
+            next_conn_id: AtomicU64::new(0),
+        }))
+    }
+
+    /// The node's name (from [`Config::name`], or its number).
+    pub fn name(&self) -> &str {
+        self.0.config.name.as_deref().unwrap_or_default()
+    }
+
+    /// The node's configuration, with `name` filled in and `max_connecting` clamped.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The node's message and byte counters, accumulated over its whole life.
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+
+    /// Counters of rejections and timeouts.
+    pub fn heuristics(&self) -> &Heuristics {
+        &self.0.heuristics
+    }
+
+    /// The node's tracing span; use it as the parent of your own events.
+    pub fn span(&self) -> &Span {
+        &self.0.span
+    }
+
+    /// Starts listening on [`Config::listener_addr`] if the node is not listening, and returns
+    /// `Some` of the bound address (the configured IP, with the real port); otherwise stops
+    /// listening and returns `None`. Stopping keeps established connections.
+    ///
+    /// Fails with `AddrNotAvailable` when `listener_addr` is `None`, and with the
+    /// [`ShuttingDown`] error once [`shut_down`](Node::shut_down) has begun.
+    pub async fn toggle_listener(&self) -> io::Result<Option<SocketAddr>> {
+        listener::toggle(self).await
+    }
+
+    /// The address the node listens on; `AddrNotAvailable` when it is not listening.
+    pub async fn listening_addr(&self) -> io::Result<SocketAddr> {
+        self.0.listener.addr().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "the node is not listening")
+        })
+    }
+
+    /// Connects to `addr` and returns once the connection is fully set up: admitted, through
+    /// the [`Handshake`](crate::protocols::Handshake) (if enabled), with reading and writing
+    /// running and the connection registered. `on_connect` is started but not awaited.
+    ///
+    /// Errors: `AlreadyExists` if `addr` is connected, being connected or being disconnected;
+    /// `QuotaExceeded` when a limit is reached; `AddrInUse` for the node's own address;
+    /// `TimedOut` after [`Config::connection_timeout_ms`] or the handshake timeout; the
+    /// handshake's own error; the [`ShuttingDown`] error.
+    ///
+    /// Dropping the future before it completes rolls everything back; dropping it after the
+    /// connection is registered leaves the connection up (check [`is_connected`](Node::is_connected)).
+    pub async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        setup::connect(self, addr, None).await
+    }
+
+    /// Like [`connect`](Node::connect), but dials from `socket`, which the caller has prepared
+    /// (bound to a source address, socket options set).
+    pub async fn connect_using_socket(
+        &self,
+        addr: SocketAddr,
+        socket: TcpSocket,
+    ) -> io::Result<()> {
+        setup::connect(self, addr, Some(socket)).await
+    }
+
+    /// Disconnects from `addr`: runs `on_disconnect` (if enabled, bounded by its timeout), then
+    /// removes the connection and closes the socket. Returns `true` only for the call that tore
+    /// the connection down; `false` if `addr` is unknown or already being disconnected.
+    ///
+    /// Dropping the future part-way still removes the connection at once; only the hook is cut short.
+    pub async fn disconnect(&self, addr: SocketAddr) -> bool {
+        self.disconnect_with(addr, crate::DisconnectOrigin::User, None)
+            .await
+    }
+
+    /// Shuts the node down: stops the listener, admits nothing more, disconnects every peer
+    /// (origin `Shutdown`, with `on_disconnect` for each), waits for teardowns in flight (for
+    /// at most 3 seconds), and releases the protocols, and with them the node's handles to
+    /// itself. Calling it again, or after a cancelled call, waits for the same completion.
+    ///
+    /// Do not call it from inside one of the node's own hooks: it would wait for that hook.
+    pub async fn shut_down(&self) {
+        shutdown::shut_down(self).await
+    }
+
+    /// The addresses of all established connections.
+    pub fn connected_addrs(&self) -> Vec<SocketAddr> {
+        self.0.registry.addrs()
+    }
+
+    /// Whether a connection with `addr` is established (it stays so until teardown completes).
+    pub fn is_connected(&self, addr: SocketAddr) -> bool {
+        self.0.registry.is_connected(addr)
+    }
+
+    /// Whether a connection with `addr` is being set up.
+    pub fn is_connecting(&self, addr: SocketAddr) -> bool {
+        self.0.registry.is_connecting(addr)
+    }
+
+    /// The number of established connections.
+    pub fn num_connected(&self) -> usize {
+        self.0.registry.num_connected()
+    }
+
+    /// The number of connections being set up.
+    pub fn num_connecting(&self) -> usize {
+        self.0.registry.num_connecting()
+    }
+
+    /// The description of the connection with `addr`, if it is established.
+    pub fn connection_info(&self, addr: SocketAddr) -> Option<ConnectionInfo> {
+        self.0.registry.get(addr).map(|entry| entry.info.clone())
+    }
+
+    /// The descriptions of all established connections.
+    pub fn connection_infos(&self) -> HashMap<SocketAddr, ConnectionInfo> {
+        self.0.registry.infos()
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    pub(crate) fn protocols(&self) -> &Protocols {
+        &self.0.protocols
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.0.shutdown.has_begun()
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.0.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}

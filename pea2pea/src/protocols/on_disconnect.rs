@@ -1,0 +1,54 @@
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use super::{OnDisconnectSlot, enable};
+use crate::{DisconnectOrigin, Pea2Pea};
+
+#[cfg(doc)]
+use crate::{Node, protocols::Writing};
+
+/// Runs [`on_disconnect`](OnDisconnect::on_disconnect) exactly once for every connection that
+/// was established, whatever ends it.
+///
+/// The hook runs before the connection is removed, so it can still send a last message with
+/// [`Writing::unicast`] (and await it), unless the origin is
+/// [`DisconnectOrigin::Writing`]. [`Node::disconnect`] waits for it, for at most
+/// [`TIMEOUT_MS`](OnDisconnect::TIMEOUT_MS). It may start before `on_connect` has finished.
+pub trait OnDisconnect: Pea2Pea
+where
+    Self: Clone + Send + Sync + 'static,
+{
+    /// How long the hook may run, in milliseconds, before the teardown goes on without it.
+    const TIMEOUT_MS: u64 = 3_000;
+
+    /// Makes the node run [`on_disconnect`](OnDisconnect::on_disconnect) for every connection
+    /// it tears down.
+    ///
+    /// # Panics
+    ///
+    /// If it is already enabled. Once shutdown has begun, enabling does nothing.
+    fn enable_on_disconnect(&self) -> impl Future<Output = ()> {
+        let this = self.clone();
+        async move {
+            let node = this.node().clone();
+            enable(
+                &node,
+                "OnDisconnect",
+                |p| &p.on_disconnect,
+                || OnDisconnectSlot {
+                    timeout: Duration::from_millis(Self::TIMEOUT_MS),
+                    run: Box::new(move |addr, origin| {
+                        let this = this.clone();
+                        Box::pin(async move { this.on_disconnect(addr, origin).await })
+                    }),
+                },
+            );
+        }
+    }
+
+    /// What to do when the connection with `addr` ends, and why it did.
+    fn on_disconnect(
+        &self,
+        addr: SocketAddr,
+        origin: DisconnectOrigin,
+    ) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,328 @@
+use std::{
+    future::{Future, poll_fn},
+    io,
+    net::SocketAddr,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::pin,
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use bytes::BytesMut;
+use tokio::{io::AsyncReadExt, sync::mpsc, time::Sleep};
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn};
+
+use super::{ConnCtx, ReadingSlot, enable};
+use crate::{
+    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnReader, task::AbortOnDrop,
+};
+
+#[cfg(doc)]
+use crate::{Node, Stats};
+
+/// Receives messages: every connection's bytes are decoded with [`Codec`](Reading::Codec) and
+/// each message is passed to [`process_message`](Reading::process_message).
+///
+/// Messages from one connection are processed one at a time, in order; different connections
+/// are processed concurrently. Reading starts once the connection is registered, so a message
+/// handler can always reply. A decode error, the peer closing, a panic in the codec or handler,
+/// or [`IDLE_TIMEOUT_MS`](Reading::IDLE_TIMEOUT_MS) of silence ends the connection with
+/// [`DisconnectOrigin::Reading`].
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use pea2pea::{ConnectionSide, Node, Pea2Pea, protocols::Reading};
+/// use tokio_util::codec::LengthDelimitedCodec;
+///
+/// #[derive(Clone)]
+/// struct Listener { node: Node }
+///
+/// impl Pea2Pea for Listener {
+///     fn node(&self) -> &Node { &self.node }
+/// }
+///
+/// impl Reading for Listener {
+///     type Message = bytes::BytesMut;
+///     type Codec = LengthDelimitedCodec;
+///
+///     fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
+///         LengthDelimitedCodec::builder().max_frame_length(64 * 1024).new_codec()
+///     }
+///
+///     async fn process_message(&self, source: SocketAddr, message: Self::Message) {
+///         println!("{source} sent {} bytes", message.len());
+///     }
+/// }
+/// ```
+pub trait Reading: Pea2Pea
+where
+    Self: Clone + Send + Sync + 'static,
+{
+    /// How many decoded messages may wait for [`process_message`](Reading::process_message)
+    /// when [`BACKPRESSURE`](Reading::BACKPRESSURE) is off. Must not be 0.
+    const MESSAGE_QUEUE_DEPTH: usize = 64;
+
+    /// With backpressure (the default), a connection's messages are processed as they are
+    /// decoded and nothing more is read from it until the handler returns: a slow handler
+    /// slows its sender down through TCP, and no message is ever dropped. Without it, decoded
+    /// messages are queued (up to [`MESSAGE_QUEUE_DEPTH`](Reading::MESSAGE_QUEUE_DEPTH)) for
+    /// a separate task, and messages that find the queue full are dropped (still counted in
+    /// [`Stats`], with a rate-limited warning).
+    const BACKPRESSURE: bool = true;
+
+    /// The read buffer's starting capacity, allocated once bytes first arrive. The buffer
+    /// grows as frames need; the codec must bound the frame size.
+    const INITIAL_BUFFER_SIZE: usize = 64 * 1024;
+
+    /// How long a connection may stay silent, in milliseconds, before it is dropped (counted in
+    /// [`Heuristics::idle_timeouts`](crate::Heuristics::idle_timeouts)). `0` disables it.
+    const IDLE_TIMEOUT_MS: u64 = 60_000;
+
+    /// The decoded message.
+    type Message: Send;
+
+    /// The decoder that turns the byte stream into messages.
+    type Codec: Decoder<Item = Self::Message, Error = io::Error> + Send;
+
+    /// Makes the node read from every connection established from now on.
+    ///
+    /// # Panics
+    ///
+    /// If [`MESSAGE_QUEUE_DEPTH`](Reading::MESSAGE_QUEUE_DEPTH) is 0, or reading is already
+    /// enabled. Once shutdown has begun, enabling does nothing.
+    fn enable_reading(&self) -> impl Future<Output = ()> {
+        assert!(
+            Self::MESSAGE_QUEUE_DEPTH != 0,
+            "Reading::MESSAGE_QUEUE_DEPTH must not be 0"
+        );
+        let this = self.clone();
+        async move {
+            let node = this.node().clone();
+            enable(
+                &node,
+                "Reading",
+                |p| &p.reading,
+                || ReadingSlot {
+                    start: Box::new(move |reader, ctx| {
+                        let codec =
+                            catch_unwind(AssertUnwindSafe(|| this.codec(ctx.addr(), ctx.own_side)))
+                                .map_err(|_| io::Error::other("Reading::codec panicked"))?;
+                        Ok(Box::pin(read_loop(
+                            this.clone(),
+                            codec,
+                            reader,
+                            ctx.clone(),
+                        )))
+                    }),
+                },
+            );
+        }
+    }
+
+    /// Creates the decoder for a connection; `side` is this node's own role in it.
+    fn codec(&self, addr: SocketAddr, side: ConnectionSide) -> Self::Codec;
+
+    /// Handles one message from `source`.
+    fn process_message(
+        &self,
+        source: SocketAddr,
+        message: Self::Message,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The connection's reader task: read, decode, count, deliver, until the connection ends.
+async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnReader, ctx: ConnCtx) {
+    let _disconnect_when_done = ctx.guard(DisconnectOrigin::Reading, false);
+    let addr = ctx.addr();
+    let mut deliver = Delivery::new(&this, addr, &ctx);
+    let mut idle = IdleTimer::new(R::IDLE_TIMEOUT_MS);
+    let mut buf = BytesMut::new();
+    // bytes consumed by the codec since the last message: a frame's bytes are credited to it
+    let mut uncredited = 0;
+
+    loop {
+        loop {
+            let before = buf.len();
+            let decoded = codec.decode(&mut buf);
+            uncredited += before - buf.len();
+            match decoded {
+                Ok(Some(message)) => {
+                    count_received(&ctx, std::mem::take(&mut uncredited));
+                    deliver.send(message).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(parent: ctx.info.span(), "invalid data from {addr}: {e}");
+                    return;
+                }
+            }
+        }
+
+        if buf.capacity() == 0 {
+            // an idle connection holds no read buffer until bytes arrive
+            match idle.limit(reader.ready()).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    return debug!(parent: ctx.info.span(), "read error from {addr}: {e}");
+                }
+                None => return idle.expired(&ctx),
+            }
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(R::INITIAL_BUFFER_SIZE.max(1));
+        }
+        match idle.limit(reader.read_buf(&mut buf)).await {
+            Some(Ok(0)) => {
+                debug!(parent: ctx.info.span(), "{addr} closed the connection");
+                while let Ok(Some(message)) = codec.decode_eof(&mut buf) {
+                    count_received(&ctx, std::mem::take(&mut uncredited));
+                    deliver.send(message).await;
+                }
+                return;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return debug!(parent: ctx.info.span(), "read error from {addr}: {e}"),
+            None => return idle.expired(&ctx),
+        }
+    }
+}
+
+fn count_received(ctx: &ConnCtx, bytes: usize) {
+    ctx.info.stats().register_received_message(bytes);
+    ctx.node.stats().register_received_message(bytes);
+}
+
+/// Hands decoded messages to the handler: inline with backpressure, through a bounded queue
+/// to a processing task without it.
+enum Delivery<R: Reading> {
+    Inline {
+        this: R,
+        addr: SocketAddr,
+    },
+    Queued {
+        queue: mpsc::Sender<R::Message>,
+        _processor: AbortOnDrop<()>,
+        dropped: DropLog,
+    },
+}
+
+impl<R: Reading> Delivery<R> {
+    fn new(this: &R, addr: SocketAddr, ctx: &ConnCtx) -> Self {
+        if R::BACKPRESSURE {
+            return Self::Inline {
+                this: this.clone(),
+                addr,
+            };
+        }
+        let (queue, mut inbox) = mpsc::channel(R::MESSAGE_QUEUE_DEPTH);
+        let this = this.clone();
+        // a panic in the handler must end the connection, as it does inline
+        let guard = ctx.guard(DisconnectOrigin::Reading, true);
+        let processor = tokio::spawn(async move {
+            let _guard = guard;
+            while let Some(message) = inbox.recv().await {
+                this.process_message(addr, message).await;
+            }
+        });
+        Self::Queued {
+            queue,
+            _processor: AbortOnDrop(processor),
+            dropped: DropLog::new(ctx),
+        }
+    }
+
+    async fn send(&mut self, message: R::Message) {
+        match self {
+            Self::Inline { this, addr } => this.process_message(*addr, message).await,
+            Self::Queued { queue, dropped, .. } => {
+                if queue.try_send(message).is_err() {
+                    dropped.record();
+                }
+            }
+        }
+    }
+}
+
+/// Rate-limits the warning about messages dropped for want of queue space.
+struct DropLog {
+    span: tracing::Span,
+    since_last_log: usize,
+    last_log: Option<Instant>,
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(ctx: &ConnCtx) -> Self {
+        Self {
+            span: ctx.info.span().clone(),
+            since_last_log: 0,
+            last_log: None,
+        }
+    }
+
+    fn record(&mut self) {
+        self.since_last_log += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            warn!(parent: &self.span, "the inbound queue is full; dropped {} message(s)", self.since_last_log);
+            self.since_last_log = 0;
+            self.last_log = Some(Instant::now());
+        }
+    }
+}
+
+/// The idle timeout, armed lazily: one timer per connection that is only re-armed when it
+/// fires early, instead of one timer per read.
+struct IdleTimer {
+    limit: Option<Duration>,
+    last_activity: Instant,
+    sleep: Option<std::pin::Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(limit_ms: u64) -> Self {
+        let limit = (limit_ms != 0).then(|| Duration::from_millis(limit_ms));
+        Self {
+            limit,
+            last_activity: Instant::now(),
+            sleep: None,
+        }
+    }
+
+    /// Runs `io` unless the connection has been idle for the limit first (`None`).
+    async fn limit<T>(&mut self, io: impl Future<Output = io::Result<T>>) -> Option<io::Result<T>> {
+        let Some(limit) = self.limit else {
+            return Some(io.await);
+        };
+        let mut io = pin!(io);
+        let sleep = self.sleep.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(
+                (self.last_activity + limit).into(),
+            ))
+        });
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(out) = io.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            while sleep.as_mut().poll(cx).is_ready() {
+                let deadline = self.last_activity + limit;
+                if Instant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                sleep.as_mut().reset(deadline.into());
+            }
+            Poll::Pending
+        })
+        .await;
+        if outcome.is_some() {
+            self.last_activity = Instant::now();
+        }
+        outcome
+    }
+
+    fn expired(&self, ctx: &ConnCtx) {
+        Heuristics::bump(&ctx.node.heuristics().idle_timeouts);
+        info!(parent: ctx.info.span(), "{} was idle for longer than {:?}", ctx.addr(), self.limit.unwrap_or_default());
+    }
+}

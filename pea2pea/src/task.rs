@@ -1,0 +1,74 @@
+//! Small task utilities: boxed futures, handles that abort on drop, and the guard that turns
+//! the end of a connection's task into a disconnect.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use tokio::task::JoinHandle;
+use tracing::error;
+
+use crate::{DisconnectOrigin, Node};
+
+/// A type-erased future the engine can spawn.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Aborts its task when dropped, so that a cancelled caller never leaves work running detached.
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Spawns on the current runtime if there still is one; used from `Drop`, where the runtime may
+/// already be gone.
+pub(crate) fn spawn_if_running<F>(future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(future);
+    }
+}
+
+/// Lives inside a connection's reader, writer or `on_connect` task. When the task ends (its
+/// work finished or failed, or it panicked) the guard starts a disconnect of *that* connection
+/// (scoped by its id) with the task's origin, unless the connection is already being torn down.
+pub(crate) struct DisconnectGuard {
+    pub(crate) node: Node,
+    pub(crate) addr: SocketAddr,
+    pub(crate) conn_id: u64,
+    pub(crate) origin: DisconnectOrigin,
+    pub(crate) claimed: Arc<AtomicBool>,
+    /// `on_connect` ending normally is no reason to disconnect; only its panic is.
+    pub(crate) only_on_panic: bool,
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        if panicking {
+            error!(
+                parent: self.node.span(),
+                "user code panicked in a {:?} task of {}; disconnecting", self.origin, self.addr
+            );
+        } else if self.only_on_panic {
+            return;
+        }
+        if self.claimed.load(Ordering::Acquire) {
+            return;
+        }
+        let (node, addr, id, origin) = (self.node.clone(), self.addr, self.conn_id, self.origin);
+        spawn_if_running(async move {
+            node.disconnect_with(addr, origin, Some(id)).await;
+        });
+    }
+}
