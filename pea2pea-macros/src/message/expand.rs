@@ -25,11 +25,21 @@ pub fn expand(input: &Input) -> TokenStream {
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     let shape = shape(input);
+    let ty_name = name.to_string();
     let (min_len, len_body, enc_body, dec_body) = match &input.body {
-        Body::Struct(fields) => strukt(&m, &name.to_string(), fields),
+        Body::Struct(fields) => strukt(&m, &ty_name, fields),
         Body::Enum(variants) => enumeration(&m, input, variants),
     };
-    let ty_name = name.to_string();
+    // An empty enum has no value to build: its decoder only reports the unknown tag.
+    let dec_body = match &input.body {
+        Body::Enum(variants) if variants.is_empty() => dec_body,
+        _ => quote! {
+            #m::Reader::enter(src, #ty_name)?;
+            let value = { #dec_body };
+            #m::Reader::leave(src);
+            ::core::result::Result::Ok(value)
+        },
+    };
     quote! {
         #[automatically_derived]
         impl #impl_g #m::Message for #name #ty_g #where_c {
@@ -53,10 +63,7 @@ pub fn expand(input: &Input) -> TokenStream {
             fn decode(
                 src: &mut #m::Reader,
             ) -> ::core::result::Result<Self, #m::DecodeError> {
-                #m::Reader::enter(src, #ty_name)?;
-                let value = { #dec_body };
-                #m::Reader::leave(src);
-                ::core::result::Result::Ok(value)
+                #dec_body
             }
         }
     }
@@ -64,7 +71,7 @@ pub fn expand(input: &Input) -> TokenStream {
 
 /// The code for one set of fields (a struct's or a variant's).
 struct FieldsCode {
-    /// Binds `&self`'s fields to `__f0, __f1...`: `{ a: __f0 }` or `(__f0)`.
+    /// Binds `*self`'s fields by reference to `__f0, __f1...`: `{ a: ref __f0 }`.
     pattern: TokenStream,
     /// Sum of the fields' encoded lengths.
     len: TokenStream,
@@ -95,9 +102,9 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
     let (pattern, construct) = match fields.style {
         Style::Named => {
             let members2 = fields.fields.iter().map(|f| &f.member);
-            (quote!({ #(#members: #binds),* }), quote!({ #(#members2: #decodes),* }))
+            (quote!({ #(#members: ref #binds),* }), quote!({ #(#members2: #decodes),* }))
         }
-        Style::Tuple => (quote!((#(#binds),*)), quote!((#(#decodes),*))),
+        Style::Tuple => (quote!((#(ref #binds),*)), quote!((#(#decodes),*))),
         Style::Unit => (TokenStream::new(), TokenStream::new()),
     };
     FieldsCode {
@@ -132,7 +139,7 @@ fn strukt(
     let bind = if fields.style == Style::Unit {
         TokenStream::new()
     } else {
-        quote!(let Self #pattern = self;)
+        quote!(let Self #pattern = *self;)
     };
     (
         min_len,
@@ -170,8 +177,16 @@ fn enumeration(
         dec_arms.push(quote!(#tag_lit => Self::#ident #construct,));
     }
     let min_len = if variants.is_empty() { quote!(0usize) } else { quote!(1usize) };
-    let len = quote!(match self { #(#len_arms)* });
-    let enc = quote!(match self { #(#enc_arms)* });
+    let len = quote!(match *self { #(#len_arms)* });
+    let enc = quote!(match *self { #(#enc_arms)* });
+    if variants.is_empty() {
+        let dec = quote! {
+            let at = #m::Reader::offset(src);
+            let tag = #m::Reader::read_variant(src, #name)?;
+            ::core::result::Result::Err(#m::__derive::unknown_variant(tag, #name, at))
+        };
+        return (min_len, len, enc, dec);
+    }
     let dec = quote! {
         let at = #m::Reader::offset(src);
         match #m::Reader::read_variant(src, #name)? {
