@@ -68,7 +68,10 @@ impl<In, Out> MessageCodec<In, Out> {
     /// Sets the width of the length header: 1, 2, 4 or 8 bytes (other values leave it
     /// unchanged, and debug builds panic, since that is a programming error).
     pub fn length_width(mut self, width: usize) -> Self {
-        debug_assert!(matches!(width, 1 | 2 | 4 | 8), "length width must be 1, 2, 4 or 8");
+        debug_assert!(
+            matches!(width, 1 | 2 | 4 | 8),
+            "length width must be 1, 2, 4 or 8"
+        );
         if matches!(width, 1 | 2 | 4 | 8) {
             self.width = width;
         }
@@ -93,7 +96,8 @@ impl<In, Out> MessageCodec<In, Out> {
             8 => u64::MAX,
             w => (1u64 << (8 * w)) - 1,
         };
-        self.max_frame_len.min(usize::try_from(header_max).unwrap_or(usize::MAX))
+        self.max_frame_len
+            .min(usize::try_from(header_max).unwrap_or(usize::MAX))
     }
 
     fn read_header(&self, src: &[u8]) -> u64 {
@@ -113,11 +117,17 @@ impl<In, Out> MessageCodec<In, Out> {
         if len > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cannot send a frame of {len} bytes: the maximum frame size is {max} bytes"),
+                format!(
+                    "cannot send a frame of {len} bytes: the maximum frame size is {max} bytes"
+                ),
             ));
         }
         let len = len as u64;
-        let bytes = if self.little_endian { len.to_le_bytes() } else { len.to_be_bytes() };
+        let bytes = if self.little_endian {
+            len.to_le_bytes()
+        } else {
+            len.to_be_bytes()
+        };
         if self.little_endian {
             dst.put_slice(&bytes[..self.width]);
         } else {
@@ -135,7 +145,10 @@ impl<In, Out> Default for MessageCodec<In, Out> {
 
 impl<In, Out> Clone for MessageCodec<In, Out> {
     fn clone(&self) -> Self {
-        Self { _types: PhantomData, ..*self }
+        Self {
+            _types: PhantomData,
+            ..*self
+        }
     }
 }
 
@@ -230,7 +243,10 @@ pub struct Encoded<M> {
 impl<M: Message> Encoded<M> {
     /// Encodes `msg` now.
     pub fn new(msg: &M) -> Self {
-        Self { bytes: msg.to_bytes(), _type: PhantomData }
+        Self {
+            bytes: msg.to_bytes(),
+            _type: PhantomData,
+        }
     }
 }
 
@@ -248,7 +264,10 @@ impl<M> Encoded<M> {
 
 impl<M> Clone for Encoded<M> {
     fn clone(&self) -> Self {
-        Self { bytes: self.bytes.clone(), _type: PhantomData }
+        Self {
+            bytes: self.bytes.clone(),
+            _type: PhantomData,
+        }
     }
 }
 

@@ -17,7 +17,8 @@ pub fn field_max_len<T: LengthPrefixed>(
     max: usize,
     step: &'static str,
 ) -> Result<T, DecodeError> {
-    src.check_max_len(max, T::SHAPE).map_err(|e| e.within(step))?;
+    src.check_max_len(max, T::SHAPE)
+        .map_err(|e| e.within(step))?;
     field(src, step)
 }
 
@@ -31,7 +32,9 @@ pub fn unknown_variant(tag: u32, ty: &'static str, at: usize) -> DecodeError {
 pub const fn mix(mut hash: u64, params: &[u64]) -> u64 {
     let mut i = 0;
     while i < params.len() {
-        hash = (hash ^ params[i]).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        hash = (hash ^ params[i])
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
         i += 1;
     }
     hash

@@ -86,7 +86,12 @@ impl DecodeError {
     /// A new error of `kind`, met while decoding a `ty` at `offset`.
     #[cold]
     pub fn new(kind: DecodeErrorKind, ty: &'static str, offset: usize) -> Self {
-        Self(Box::new(Inner { kind, ty, offset, path: Vec::new() }))
+        Self(Box::new(Inner {
+            kind,
+            ty,
+            offset,
+            path: Vec::new(),
+        }))
     }
 
     /// Adds an outer step (such as `"Chat::Hello.name"`) to the error's path; derived decoders
@@ -124,11 +129,20 @@ impl fmt::Display for DecodeErrorKind {
             Self::UnexpectedEnd { needed, remaining } => {
                 write!(f, "needed {needed} more bytes but only {remaining} remain")
             }
-            Self::LengthExceedsFrame { declared, remaining } => {
-                write!(f, "declared length {declared} does not fit in the {remaining} bytes remaining")
+            Self::LengthExceedsFrame {
+                declared,
+                remaining,
+            } => {
+                write!(
+                    f,
+                    "declared length {declared} does not fit in the {remaining} bytes remaining"
+                )
             }
             Self::MaxLenExceeded { declared, max } => {
-                write!(f, "declared length {declared} exceeds the field's max_len of {max}")
+                write!(
+                    f,
+                    "declared length {declared} exceeds the field's max_len of {max}"
+                )
             }
             Self::ZeroSizedBudgetExceeded { budget } => {
                 write!(f, "more than {budget} zero-byte elements in one frame")

@@ -66,11 +66,11 @@
 //! assert_eq!(&Chat::Bye.to_bytes()[..], &[9]);
 //! ```
 
-mod error;
-mod impls;
 #[doc(hidden)]
 #[path = "derive_support.rs"]
 pub mod __derive;
+mod error;
+mod impls;
 mod reader;
 mod wire;
 

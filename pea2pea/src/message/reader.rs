@@ -49,7 +49,13 @@ impl Reader {
     /// Starts reading `frame` from its beginning, with the default limits.
     pub fn new(frame: Bytes) -> Self {
         let zero_sized_budget = frame.len().max(MIN_ZERO_SIZED_BUDGET);
-        Self { buf: frame, pos: 0, depth: 0, max_depth: DEFAULT_MAX_DEPTH, zero_sized_budget }
+        Self {
+            buf: frame,
+            pos: 0,
+            depth: 0,
+            max_depth: DEFAULT_MAX_DEPTH,
+            zero_sized_budget,
+        }
     }
 
     /// Sets how deep derived values may nest (default [`DEFAULT_MAX_DEPTH`]).
@@ -205,7 +211,10 @@ impl Reader {
         let remaining = self.remaining();
         if declared > remaining as u64 {
             return Err(DecodeError::new(
-                DecodeErrorKind::LengthExceedsFrame { declared, remaining },
+                DecodeErrorKind::LengthExceedsFrame {
+                    declared,
+                    remaining,
+                },
                 ty,
                 start,
             ));
@@ -230,7 +239,10 @@ impl Reader {
             }
             self.zero_sized_budget -= declared as usize;
         } else if declared > (remaining / T::MIN_LEN) as u64 {
-            let kind = DecodeErrorKind::LengthExceedsFrame { declared, remaining };
+            let kind = DecodeErrorKind::LengthExceedsFrame {
+                declared,
+                remaining,
+            };
             return Err(DecodeError::new(kind, ty, start));
         }
         Ok(declared as usize)
@@ -266,7 +278,12 @@ impl Reader {
     #[inline]
     pub fn enter(&mut self, ty: &'static str) -> Result<(), DecodeError> {
         if self.depth >= self.max_depth {
-            return Err(self.error(DecodeErrorKind::TooDeep { limit: self.max_depth }, ty));
+            return Err(self.error(
+                DecodeErrorKind::TooDeep {
+                    limit: self.max_depth,
+                },
+                ty,
+            ));
         }
         self.depth += 1;
         Ok(())

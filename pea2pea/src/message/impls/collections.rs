@@ -8,8 +8,7 @@ use std::{
 use bytes::BytesMut;
 
 use crate::message::{
-    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, put_varint_u64,
-    varint_len_u64,
+    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, put_varint_u64, varint_len_u64,
 };
 
 impl<T: Message> Message for Vec<T> {
@@ -80,7 +79,11 @@ impl<T: Message, const N: usize> Message for [T; N] {
         let start = src.offset();
         let items = T::__decode_vec(src, N)?;
         items.try_into().map_err(|_| {
-            DecodeError::new(DecodeErrorKind::Invalid("array length mismatch"), "array", start)
+            DecodeError::new(
+                DecodeErrorKind::Invalid("array length mismatch"),
+                "array",
+                start,
+            )
         })
     }
 }
@@ -151,7 +154,10 @@ impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
 
     fn encoded_len(&self) -> usize {
         varint_len_u64(self.len() as u64)
-            + self.iter().map(|(k, v)| k.encoded_len() + v.encoded_len()).sum::<usize>()
+            + self
+                .iter()
+                .map(|(k, v)| k.encoded_len() + v.encoded_len())
+                .sum::<usize>()
     }
 
     fn encode(&self, dst: &mut BytesMut) {
@@ -187,7 +193,10 @@ where
 
     fn encoded_len(&self) -> usize {
         varint_len_u64(self.len() as u64)
-            + self.iter().map(|(k, v)| k.encoded_len() + v.encoded_len()).sum::<usize>()
+            + self
+                .iter()
+                .map(|(k, v)| k.encoded_len() + v.encoded_len())
+                .sum::<usize>()
     }
 
     fn encode(&self, dst: &mut BytesMut) {

@@ -49,7 +49,11 @@ fn read_family(src: &mut Reader, ty: &'static str) -> Result<bool, DecodeError> 
     match src.read_variant(ty)? {
         0 => Ok(false),
         1 => Ok(true),
-        tag => Err(DecodeError::new(DecodeErrorKind::UnknownVariant(tag), ty, at)),
+        tag => Err(DecodeError::new(
+            DecodeErrorKind::UnknownVariant(tag),
+            ty,
+            at,
+        )),
     }
 }
 
@@ -116,7 +120,12 @@ impl Message for SocketAddrV6 {
     }
 
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(SocketAddrV6::new(Ipv6Addr::decode(src)?, u16::decode(src)?, 0, 0))
+        Ok(SocketAddrV6::new(
+            Ipv6Addr::decode(src)?,
+            u16::decode(src)?,
+            0,
+            0,
+        ))
     }
 }
 

@@ -33,7 +33,11 @@ impl<T: Message> Message for Option<T> {
             1 => T::decode(src).map(Some),
             b => {
                 let at = src.offset() - 1;
-                Err(DecodeError::new(DecodeErrorKind::InvalidOptionTag(b), "Option", at))
+                Err(DecodeError::new(
+                    DecodeErrorKind::InvalidOptionTag(b),
+                    "Option",
+                    at,
+                ))
             }
         }
     }

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use bytes::{BufMut, BytesMut};
 
 use crate::message::{
-    DecodeError, DecodeErrorKind, Message, Reader, put_varint_u64, put_varint_u128,
-    unzigzag_i64, unzigzag_i128, varint_len_u64, varint_len_u128, zigzag_i64, zigzag_i128,
+    DecodeError, DecodeErrorKind, Message, Reader, put_varint_u64, put_varint_u128, unzigzag_i64,
+    unzigzag_i128, varint_len_u64, varint_len_u128, zigzag_i64, zigzag_i128,
 };
 
 impl Message for u8 {
@@ -135,7 +135,11 @@ impl Message for usize {
         let start = src.offset();
         let v = src.read_varint_u64("usize")?;
         usize::try_from(v).map_err(|_| {
-            DecodeError::new(DecodeErrorKind::Invalid("value does not fit in usize"), "usize", start)
+            DecodeError::new(
+                DecodeErrorKind::Invalid("value does not fit in usize"),
+                "usize",
+                start,
+            )
         })
     }
 }
@@ -159,7 +163,11 @@ impl Message for isize {
         let start = src.offset();
         let v = unzigzag_i64(src.read_varint_u64("isize")?);
         isize::try_from(v).map_err(|_| {
-            DecodeError::new(DecodeErrorKind::Invalid("value does not fit in isize"), "isize", start)
+            DecodeError::new(
+                DecodeErrorKind::Invalid("value does not fit in isize"),
+                "isize",
+                start,
+            )
         })
     }
 }
@@ -244,7 +252,11 @@ impl Message for bool {
         match src.read_u8("bool")? {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(DecodeError::new(DecodeErrorKind::InvalidBool(b), "bool", src.offset() - 1)),
+            b => Err(DecodeError::new(
+                DecodeErrorKind::InvalidBool(b),
+                "bool",
+                src.offset() - 1,
+            )),
         }
     }
 }

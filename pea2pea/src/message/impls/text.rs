@@ -3,8 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::message::{
-    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, put_varint_u64,
-    varint_len_u64,
+    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, put_varint_u64, varint_len_u64,
 };
 
 impl Message for String {
