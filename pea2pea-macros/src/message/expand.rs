@@ -120,11 +120,17 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
 fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     let ty = &field.ty;
     let step = format!("{path}.{}", field.name());
+    let decode = quote_spanned!(ty.span()=>
+        #m::__derive::within(<#ty as #m::Message>::decode(src), #step)?
+    );
     match &field.max_len {
-        None => quote_spanned!(ty.span()=> #m::__derive::field::<#ty>(src, #step)?),
+        None => decode,
         Some((max, lit)) => {
             let max = syn::LitInt::new(&format!("{max}usize"), lit.span());
-            quote_spanned!(ty.span()=> #m::__derive::field_max_len::<#ty>(src, #max, #step)?)
+            let check = quote_spanned!(ty.span()=>
+                #m::__derive::check_max_len::<#ty>(src, #max, #step)?
+            );
+            quote!({ #check; #decode })
         }
     }
 }

@@ -2,24 +2,22 @@
 
 pub use bytes::BytesMut;
 
-use super::{DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader};
+use super::{DecodeError, DecodeErrorKind, LengthPrefixed, Reader};
 
-/// Decodes a field, naming it (`"Type.field"`) in the error's path.
+/// Names a field (`"Type.field"`) in the path of a decoding error.
 #[inline]
-pub fn field<T: Message>(src: &mut Reader, step: &'static str) -> Result<T, DecodeError> {
-    T::decode(src).map_err(|e| e.within(step))
+pub fn within<T>(result: Result<T, DecodeError>, step: &'static str) -> Result<T, DecodeError> {
+    result.map_err(|e| e.within(step))
 }
 
-/// Decodes a `#[message(max_len = ...)]` field: the length prefix is checked first.
+/// Checks a `#[message(max_len = ...)]` field's length prefix before it is decoded.
 #[inline]
-pub fn field_max_len<T: LengthPrefixed>(
+pub fn check_max_len<T: LengthPrefixed>(
     src: &mut Reader,
     max: usize,
     step: &'static str,
-) -> Result<T, DecodeError> {
-    src.check_max_len(max, T::SHAPE)
-        .map_err(|e| e.within(step))?;
-    field(src, step)
+) -> Result<(), DecodeError> {
+    src.check_max_len(max, T::SHAPE).map_err(|e| e.within(step))
 }
 
 /// The error for a variant tag the enum does not have.
