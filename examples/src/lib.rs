@@ -1,1 +1,67 @@
-//! Helpers shared by the examples.
+//! Helpers shared by the examples: logging, a tiny argument parser, and process measurements.
+
+use std::{collections::HashMap, str::FromStr};
+
+/// Logs to stderr at the level given by `RUST_LOG` (default: warnings only).
+pub fn start_logger() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `--key value` arguments, checked against the keys an example accepts.
+pub struct Args(HashMap<String, String>);
+
+impl Args {
+    /// Parses the process's arguments; fails on an unknown key or a key without a value.
+    pub fn parse(known: &[&str]) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let key = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
+            if !known.contains(&key) {
+                return Err(format!("unknown option --{key}"));
+            }
+            let value = args
+                .next()
+                .ok_or_else(|| format!("--{key} needs a value"))?;
+            map.insert(key.to_owned(), value);
+        }
+        Ok(Self(map))
+    }
+
+    /// The value of `--key`, or `default`; exits with a message if it does not parse.
+    pub fn get<T: FromStr>(&self, key: &str, default: T) -> T {
+        match self.0.get(key) {
+            None => default,
+            Some(value) => value.parse().unwrap_or_else(|_| {
+                eprintln!("--{key} {value:?} is not a valid value");
+                std::process::exit(2)
+            }),
+        }
+    }
+
+    /// The raw value of `--key`, or `default`.
+    pub fn get_str<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.0.get(key).map(String::as_str).unwrap_or(default)
+    }
+}
+
+/// The process's resident memory in bytes (Linux only).
+pub fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The soft limit on open files (Linux only).
+pub fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
