@@ -143,15 +143,15 @@ async fn main() -> ExitCode {
         }
     };
     let expected = topology.num_expected_connections(nodes_n);
-    if let Some(limit) = pea2pea_examples::open_file_limit() {
-        if (expected + nodes_n + 64) as u64 > limit {
-            eprintln!(
-                "{nodes_n} nodes in a {topology:?} need about {} sockets, but this process may open {limit}; \
-                 use fewer nodes or raise the limit (ulimit -n)",
-                expected + nodes_n
-            );
-            return ExitCode::FAILURE;
-        }
+    let sockets = expected + nodes_n;
+    if let Some(limit) = pea2pea_examples::open_file_limit()
+        && (sockets + 64) as u64 > limit
+    {
+        eprintln!(
+            "{nodes_n} nodes in a {topology:?} need about {sockets} sockets, but this process may \
+             open {limit}; use fewer nodes or raise the limit (ulimit -n)"
+        );
+        return ExitCode::FAILURE;
     }
 
     println!("swarm: {nodes_n} nodes, {topology:?}, {rumours} rumours");
