@@ -37,7 +37,10 @@ struct Large {
 }
 
 fn small() -> Small {
-    Small { id: 123_456, flag: true }
+    Small {
+        id: 123_456,
+        flag: true,
+    }
 }
 
 fn medium() -> Medium {
@@ -49,7 +52,10 @@ fn medium() -> Medium {
 }
 
 fn large() -> Large {
-    Large { id: 7, payload: Bytes::from(vec![0xab; 64 * 1024]) }
+    Large {
+        id: 7,
+        payload: Bytes::from(vec![0xab; 64 * 1024]),
+    }
 }
 
 macro_rules! pair {

@@ -22,7 +22,11 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 #[derive(Message, Debug, PartialEq, Clone)]
 enum Chat {
-    Hello { name: String, #[message(max_len = 8)] tags: Vec<String> },
+    Hello {
+        name: String,
+        #[message(max_len = 8)]
+        tags: Vec<String>,
+    },
     Say(String),
     Blob(Bytes),
     Nested(Box<Chat>),
@@ -45,7 +49,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs tests of this binary one at a time (the allocation counter is process-wide).
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Bytes a decoder may allocate for an input of `len` bytes: element memory is at most
@@ -72,7 +78,10 @@ fn check_all(input: &[u8]) -> Result<(), TestCaseError> {
         ("Record", measured::<Record>(input)),
         ("Vec<String>", measured::<Vec<String>>(input)),
         ("Vec<Vec<()>>", measured::<Vec<Vec<()>>>(input)),
-        ("HashMap<u64, Bytes>", measured::<HashMap<u64, Bytes>>(input)),
+        (
+            "HashMap<u64, Bytes>",
+            measured::<HashMap<u64, Bytes>>(input),
+        ),
     ] {
         prop_assert!(
             allocated <= limit,
@@ -85,7 +94,10 @@ fn check_all(input: &[u8]) -> Result<(), TestCaseError> {
 
 fn sample_chat() -> Chat {
     Chat::Many(vec![
-        Chat::Hello { name: "ann".into(), tags: vec!["a".into(), "b".into()] },
+        Chat::Hello {
+            name: "ann".into(),
+            tags: vec!["a".into(), "b".into()],
+        },
         Chat::Say("hi there".into()),
         Chat::Blob(Bytes::from_static(&[1, 2, 3, 4, 5])),
         Chat::Nested(Box::new(Chat::Units(vec![(); 10]))),
@@ -112,14 +124,19 @@ fn runner() -> TestRunner {
 fn random_bytes_are_rejected_cheaply() {
     let _serial = serial();
     runner()
-        .run(&prop::collection::vec(any::<u8>(), 0..512), |input| check_all(&input))
+        .run(&prop::collection::vec(any::<u8>(), 0..512), |input| {
+            check_all(&input)
+        })
         .unwrap();
 }
 
 #[test]
 fn truncated_and_mutated_frames_are_rejected_cheaply() {
     let _serial = serial();
-    let frames = [sample_chat().to_bytes().to_vec(), sample_record().to_bytes().to_vec()];
+    let frames = [
+        sample_chat().to_bytes().to_vec(),
+        sample_record().to_bytes().to_vec(),
+    ];
     let cases = (
         0usize..2,
         0usize..200,
@@ -148,12 +165,21 @@ fn huge_declared_lengths_fail_before_allocating() {
         ("String", measured::<String>(&huge)),
         ("Vec<u64>", measured::<Vec<u64>>(&huge)),
     ] {
-        assert!(allocated <= budget(huge.len()), "{name} allocated {allocated}");
+        assert!(
+            allocated <= budget(huge.len()),
+            "{name} allocated {allocated}"
+        );
     }
     let err = Vec::<()>::from_bytes(Bytes::copy_from_slice(&huge)).unwrap_err();
-    assert!(matches!(err.kind(), DecodeErrorKind::ZeroSizedBudgetExceeded { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), DecodeErrorKind::ZeroSizedBudgetExceeded { .. }),
+        "{err}"
+    );
     let err = String::from_bytes(Bytes::copy_from_slice(&huge)).unwrap_err();
-    assert!(matches!(err.kind(), DecodeErrorKind::LengthExceedsFrame { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), DecodeErrorKind::LengthExceedsFrame { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -162,7 +188,13 @@ fn errors_name_the_type_field_and_offset() {
     // Chat::Hello with 9 tags: over its max_len of 8.
     let frame = Bytes::from_static(&[0, 1, b'a', 9]);
     let err = Chat::from_bytes(frame).unwrap_err();
-    assert_eq!(err.kind(), &DecodeErrorKind::MaxLenExceeded { declared: 9, max: 8 });
+    assert_eq!(
+        err.kind(),
+        &DecodeErrorKind::MaxLenExceeded {
+            declared: 9,
+            max: 8
+        }
+    );
     assert_eq!(err.offset(), 3);
     assert_eq!(err.path().collect::<Vec<_>>(), ["Chat::Hello.tags"]);
     assert_eq!(
@@ -173,7 +205,10 @@ fn errors_name_the_type_field_and_offset() {
     assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
 
     let err = Chat::from_bytes(Bytes::from_static(&[42])).unwrap_err();
-    assert_eq!(err.to_string(), "cannot decode Chat at byte 0: unknown variant tag 42");
+    assert_eq!(
+        err.to_string(),
+        "cannot decode Chat at byte 0: unknown variant tag 42"
+    );
 
     let err = Chat::from_bytes(Bytes::from_static(&[6, 0])).unwrap_err();
     assert_eq!(err.kind(), &DecodeErrorKind::TrailingBytes { remaining: 1 });
@@ -198,6 +233,12 @@ fn nesting_is_capped() {
 #[test]
 fn samples_round_trip() {
     let _serial = serial();
-    assert_eq!(Chat::from_bytes(sample_chat().to_bytes()).unwrap(), sample_chat());
-    assert_eq!(Record::from_bytes(sample_record().to_bytes()).unwrap(), sample_record());
+    assert_eq!(
+        Chat::from_bytes(sample_chat().to_bytes()).unwrap(),
+        sample_chat()
+    );
+    assert_eq!(
+        Record::from_bytes(sample_record().to_bytes()).unwrap(),
+        sample_record()
+    );
 }

@@ -50,10 +50,16 @@ proptest! {
 fn header_layout_follows_width_and_byte_order() {
     let mut wire = BytesMut::new();
     let msg = Msg::Text("hi".into()); // body: 0, 2, b'h', b'i'
-    MessageCodec::<Msg>::new().encode(msg.clone(), &mut wire).unwrap();
+    MessageCodec::<Msg>::new()
+        .encode(msg.clone(), &mut wire)
+        .unwrap();
     assert_eq!(&wire[..4], &[0, 0, 0, 4]);
     wire.clear();
-    MessageCodec::<Msg>::new().length_width(2).little_endian().encode(msg, &mut wire).unwrap();
+    MessageCodec::<Msg>::new()
+        .length_width(2)
+        .little_endian()
+        .encode(msg, &mut wire)
+        .unwrap();
     assert_eq!(&wire[..2], &[4, 0]);
 }
 
@@ -77,7 +83,11 @@ fn max_frame_is_on_by_default_and_applies_to_sending() {
     let big = Msg::Blob(Bytes::from(vec![0u8; DEFAULT_MAX_FRAME_LEN]));
     let err = codec.encode(big, &mut BytesMut::new()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("maximum frame size is 1048576 bytes"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("maximum frame size is 1048576 bytes"),
+        "{err}"
+    );
     // A 1-byte header caps frames at 255 bytes whatever the maximum says.
     assert_eq!(MessageCodec::<Msg>::new().length_width(1).max_len(), 255);
 }
@@ -99,7 +109,8 @@ fn encode_once_send_many() {
     let (mut wa, mut wb) = (BytesMut::new(), BytesMut::new());
     a.encode(shared.clone(), &mut wa).unwrap();
     b.encode(Outgoing::from(shared.clone()), &mut wb).unwrap();
-    b.encode(Outgoing::from(Msg::Text("x".into())), &mut wb).unwrap();
+    b.encode(Outgoing::from(Msg::Text("x".into())), &mut wb)
+        .unwrap();
     assert_eq!(a.decode(&mut wa).unwrap(), Some(Msg::Text("all".into())));
     assert_eq!(b.decode(&mut wb).unwrap(), Some(Msg::Text("all".into())));
     assert_eq!(b.decode(&mut wb).unwrap(), Some(Msg::Text("x".into())));
@@ -110,9 +121,13 @@ fn encode_once_send_many() {
 fn decoded_bytes_share_the_frame() {
     let mut codec = MessageCodec::<Msg>::new();
     let mut wire = BytesMut::new();
-    codec.encode(Msg::Blob(Bytes::from(vec![7u8; 4096])), &mut wire).unwrap();
+    codec
+        .encode(Msg::Blob(Bytes::from(vec![7u8; 4096])), &mut wire)
+        .unwrap();
     let start = wire.as_ptr() as usize;
-    let Some(Msg::Blob(blob)) = codec.decode(&mut wire).unwrap() else { panic!("not a blob") };
+    let Some(Msg::Blob(blob)) = codec.decode(&mut wire).unwrap() else {
+        panic!("not a blob")
+    };
     // The payload sits inside the receive buffer's memory, at its offset in the stream.
     assert_eq!(blob.as_ptr() as usize, start + 4 + 1 + 2);
 }

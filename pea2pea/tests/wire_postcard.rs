@@ -63,7 +63,10 @@ fn socket_v6() -> impl Strategy<Value = SocketAddrV6> {
 }
 
 fn socket_addr() -> impl Strategy<Value = SocketAddr> {
-    prop_oneof![any::<SocketAddrV4>().prop_map(SocketAddr::V4), socket_v6().prop_map(SocketAddr::V6)]
+    prop_oneof![
+        any::<SocketAddrV4>().prop_map(SocketAddr::V4),
+        socket_v6().prop_map(SocketAddr::V6)
+    ]
 }
 
 cross! {
@@ -143,7 +146,11 @@ struct Generic<T> {
 enum Tree {
     Leaf,
     Value(u64, String),
-    Node { left: Box<Tree>, right: Option<Box<Tree>>, unit: Unit },
+    Node {
+        left: Box<Tree>,
+        right: Option<Box<Tree>>,
+        unit: Unit,
+    },
     Many(Vec<Tree>),
     Addr(SocketAddr, Duration),
 }
@@ -152,7 +159,14 @@ enum Tree {
 enum Empty {}
 
 fn named() -> impl Strategy<Value = Named> {
-    (any::<u8>(), any::<i64>(), any::<String>(), any::<Vec<u16>>(), any::<Option<bool>>(), finite_f64())
+    (
+        any::<u8>(),
+        any::<i64>(),
+        any::<String>(),
+        any::<Vec<u16>>(),
+        any::<Option<bool>>(),
+        finite_f64(),
+    )
         .prop_map(|(a, b, c, d, e, f)| Named { a, b, c, d, e, f })
 }
 
@@ -189,7 +203,10 @@ cross! {
 #[test]
 fn empty_enum_never_decodes() {
     let err = Empty::from_bytes(Bytes::from_static(&[0])).unwrap_err();
-    assert_eq!(err.kind(), &pea2pea::message::DecodeErrorKind::UnknownVariant(0));
+    assert_eq!(
+        err.kind(),
+        &pea2pea::message::DecodeErrorKind::UnknownVariant(0)
+    );
 }
 
 #[test]

@@ -56,7 +56,11 @@ fn parse_key(
     out: &mut Attrs,
     errors: &mut Errors,
 ) -> syn::Result<()> {
-    let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let home = match key.as_str() {
         "crate" => Some(Place::Container),
         "tag" => Some(Place::Variant),
@@ -65,7 +69,9 @@ fn parse_key(
     };
     match home {
         None => {
-            let shown = quote::ToTokens::to_token_stream(&meta.path).to_string().replace(' ', "");
+            let shown = quote::ToTokens::to_token_stream(&meta.path)
+                .to_string()
+                .replace(' ', "");
             errors.at(
                 &meta.path,
                 format!(
@@ -133,7 +139,10 @@ where
     }
     let expr: syn::Expr = meta.value()?.parse()?;
     match &expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(lit), .. }) => {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(lit),
+            ..
+        }) => {
             let value = lit.base10_parse::<N>().map_err(|_| wrong(lit))?;
             Ok((value, lit.clone()))
         }
@@ -153,9 +162,10 @@ fn crate_path(meta: &ParseNestedMeta) -> syn::Result<syn::Path> {
     }
     let expr: syn::Expr = meta.value()?.parse()?;
     match &expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => {
-            lit.parse::<syn::Path>().map_err(|_| wrong(lit))
-        }
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => lit.parse::<syn::Path>().map_err(|_| wrong(lit)),
         other => Err(wrong(other)),
     }
 }

@@ -25,7 +25,9 @@ pub fn tags(variants: &[Variant]) -> Vec<Option<u32>> {
 
 /// Records every duplicate or overflowing tag, pointing at the variant that repeats it.
 pub fn check(input: &Input, errors: &mut Errors) {
-    let Body::Enum(variants) = &input.body else { return };
+    let Body::Enum(variants) = &input.body else {
+        return;
+    };
     let mut seen: HashMap<u32, &Variant> = HashMap::new();
     for (variant, tag) in variants.iter().zip(tags(variants)) {
         let Some(tag) = tag else {

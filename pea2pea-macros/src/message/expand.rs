@@ -20,7 +20,9 @@ pub fn expand(input: &Input) -> TokenStream {
     {
         let where_clause = generics.make_where_clause();
         for p in &params {
-            where_clause.predicates.push(syn::parse_quote!(#p: #m::Message));
+            where_clause
+                .predicates
+                .push(syn::parse_quote!(#p: #m::Message));
         }
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
@@ -84,7 +86,9 @@ struct FieldsCode {
 }
 
 fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
-    let binds: Vec<_> = (0..fields.fields.len()).map(|i| format_ident!("__f{}", i)).collect();
+    let binds: Vec<_> = (0..fields.fields.len())
+        .map(|i| format_ident!("__f{}", i))
+        .collect();
     let members = fields.fields.iter().map(|f| &f.member);
     let lens = fields.fields.iter().zip(&binds).map(|(f, b)| {
         let ty = &f.ty;
@@ -94,7 +98,11 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
         let ty = &f.ty;
         quote_spanned!(ty.span()=> <#ty as #m::Message>::encode(#b, dst);)
     });
-    let decodes: Vec<_> = fields.fields.iter().map(|f| decode_field(m, f, path)).collect();
+    let decodes: Vec<_> = fields
+        .fields
+        .iter()
+        .map(|f| decode_field(m, f, path))
+        .collect();
     let mins = fields.fields.iter().map(|f| {
         let ty = &f.ty;
         quote_spanned!(ty.span()=> .saturating_add(<#ty as #m::Message>::MIN_LEN))
@@ -102,7 +110,10 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
     let (pattern, construct) = match fields.style {
         Style::Named => {
             let members2 = fields.fields.iter().map(|f| &f.member);
-            (quote!({ #(#members: ref #binds),* }), quote!({ #(#members2: #decodes),* }))
+            (
+                quote!({ #(#members: ref #binds),* }),
+                quote!({ #(#members2: #decodes),* }),
+            )
         }
         Style::Tuple => (quote!((#(ref #binds),*)), quote!((#(#decodes),*))),
         Style::Unit => (TokenStream::new(), TokenStream::new()),
@@ -141,7 +152,13 @@ fn strukt(
     fields: &Fields,
 ) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
     let code = fields_code(m, fields, name);
-    let FieldsCode { pattern, len, encode, construct, min_len } = code;
+    let FieldsCode {
+        pattern,
+        len,
+        encode,
+        construct,
+        min_len,
+    } = code;
     let bind = if fields.style == Style::Unit {
         TokenStream::new()
     } else {
@@ -171,7 +188,13 @@ fn enumeration(
         let ident = &variant.ident;
         let path = format!("{name}::{ident}");
         let code = fields_code(m, &variant.fields, &path);
-        let FieldsCode { pattern, len, encode, construct, .. } = code;
+        let FieldsCode {
+            pattern,
+            len,
+            encode,
+            construct,
+            ..
+        } = code;
         let tag_bytes = varint(u64::from(tag));
         let tag_len = tag_bytes.len();
         len_arms.push(quote!(Self::#ident #pattern => #tag_len + #len,));
@@ -182,7 +205,11 @@ fn enumeration(
         let tag_lit = syn::LitInt::new(&format!("{tag}u32"), Span::call_site());
         dec_arms.push(quote!(#tag_lit => Self::#ident #construct,));
     }
-    let min_len = if variants.is_empty() { quote!(0usize) } else { quote!(1usize) };
+    let min_len = if variants.is_empty() {
+        quote!(0usize)
+    } else {
+        quote!(1usize)
+    };
     let len = quote!(match *self { #(#len_arms)* });
     let enc = quote!(match *self { #(#enc_arms)* });
     if variants.is_empty() {

@@ -75,7 +75,12 @@ impl Input {
                 return None;
             }
         };
-        Some(Self { ident: input.ident.clone(), generics: input.generics.clone(), krate, body })
+        Some(Self {
+            ident: input.ident.clone(),
+            generics: input.generics.clone(),
+            krate,
+            body,
+        })
     }
 }
 
