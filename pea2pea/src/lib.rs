@@ -24,10 +24,11 @@ pub mod protocols;
 #[doc(hidden)]
 pub mod __private;
 
+pub use codec::{Encoded, MessageCodec, Outgoing};
 pub use config::Config;
 pub use connections::{Connection, ConnectionInfo, ConnectionSide, DisconnectOrigin};
 pub use heuristics::Heuristics;
-pub use message::{DecodeError, Message};
+pub use message::{DecodeError, DecodeErrorKind, Message, Reader};
 pub use node::{Node, ShuttingDown};
 pub use pea2pea_macros::Message;
 pub use stats::Stats;

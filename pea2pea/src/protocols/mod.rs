@@ -162,15 +162,16 @@ impl Protocols {
     }
 }
 
-/// Installs a protocol: a no-op once shutdown has begun, a panic if it is already enabled.
+/// Installs a protocol and says whether it did: a no-op once shutdown has begun, a panic if it
+/// is already enabled.
 fn enable<T>(
     node: &Node,
     name: &str,
     pick: impl FnOnce(&Protocols) -> &Slot<T>,
     make: impl FnOnce() -> T,
-) {
+) -> bool {
     if node.is_shutting_down() {
-        return;
+        return false;
     }
     let slot = pick(node.protocols());
     let mut current = slot.0.write().unwrap_or_else(|p| p.into_inner());
@@ -180,4 +181,5 @@ fn enable<T>(
     );
     *current = Some(Arc::new(make()));
     tracing::debug!(parent: node.span(), "enabled {name}");
+    true
 }

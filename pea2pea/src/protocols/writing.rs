@@ -67,7 +67,7 @@ where
         let this = self.clone();
         async move {
             let node = this.node().clone();
-            enable(
+            let enabled = enable(
                 &node,
                 "Writing",
                 |p| &p.writing,
@@ -83,9 +83,11 @@ where
                     }),
                 },
             );
-            node.protocols()
-                .writing_enabled
-                .store(true, Ordering::Release);
+            if enabled {
+                node.protocols()
+                    .writing_enabled
+                    .store(true, Ordering::Release);
+            }
         }
     }
 
