@@ -4,3 +4,6 @@ pub use bytes;
 pub use tokio;
 pub use tokio_util;
 pub use tracing;
+
+/// The DSL runtime: everything `protocol!` and `#[node]` expansions name.
+pub use crate::dsl::rt;

@@ -18,6 +18,7 @@ mod topology;
 
 pub mod codec;
 pub mod connections;
+pub mod dsl;
 pub mod message;
 pub mod protocols;
 
@@ -31,6 +32,7 @@ pub use heuristics::Heuristics;
 pub use message::{DecodeError, DecodeErrorKind, Message, Reader};
 pub use node::{Node, ShuttingDown};
 pub use pea2pea_macros::Message;
+pub use pea2pea_macros::{node, protocol};
 pub use stats::Stats;
 pub use topology::{Topology, connect_nodes};
 

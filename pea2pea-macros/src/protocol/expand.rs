@@ -1,0 +1,492 @@
+//! Writes the engine's trait impls for a checked declaration, and the node's typed API.
+//!
+//! Everything is named through `#krate::__private::rt`, fully qualified, so the expansion works
+//! in a `#![no_implicit_prelude]` module and beside any user names; locals carry a
+//! `__pea2pea_` prefix.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::{Expr, Ident, Pat, Type, spanned::Spanned};
+
+use super::{
+    check::{CheckedFraming, HandshakeKind, Model},
+    parse::{Hook, OnArm, RpcItem},
+};
+
+pub fn expand(model: &Model) -> TokenStream {
+    let rt = {
+        let krate = &model.krate;
+        quote!(#krate::__private::rt)
+    };
+    let node = &model.node;
+    let has_rpc = !model.rpcs.is_empty();
+
+    let protocol = expand_protocol(model, &rt);
+    let handshake = (model.handshake == HandshakeKind::Fingerprint).then(|| {
+        let timeout = model
+            .handshake_timeout_ms
+            .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+        quote! {
+            impl #rt::Handshake for #node {
+                #timeout
+                async fn perform_handshake(
+                    &self,
+                    __pea2pea_conn: #rt::Connection,
+                ) -> #rt::io::Result<#rt::Connection> {
+                    #rt::fingerprint_handshake(
+                        self,
+                        __pea2pea_conn,
+                        <Self as #rt::Protocol>::FINGERPRINT,
+                        <Self as #rt::Protocol>::NAME,
+                    )
+                    .await
+                }
+            }
+        }
+    });
+    let reading = model.inbound.as_ref().map(|_| expand_reading(model, &rt));
+    let writing = model.outbound.as_ref().map(|_| expand_writing(model, &rt));
+    let on_connect = model.on_connect.as_ref().map(|hook| {
+        let bind = bind_args(hook, &[quote!(__pea2pea_addr)]);
+        let body = unit_body(&hook.body, hook.arrow.span());
+        quote! {
+            impl #rt::OnConnect for #node {
+                async fn on_connect(&self, __pea2pea_addr: #rt::SocketAddr) {
+                    #bind
+                    #body
+                }
+            }
+        }
+    });
+    let on_disconnect = (model.on_disconnect.is_some() || has_rpc).then(|| {
+        let timeout = model
+            .disconnect_timeout_ms
+            .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+        let gone = has_rpc.then(|| quote!(#rt::peer_gone(self, __pea2pea_addr);));
+        let user = model.on_disconnect.as_ref().map(|hook| {
+            let bind = bind_args(hook, &[quote!(__pea2pea_addr), quote!(__pea2pea_origin)]);
+            let body = unit_body(&hook.body, hook.arrow.span());
+            quote!(#bind #body)
+        });
+        quote! {
+            impl #rt::OnDisconnect for #node {
+                #timeout
+                async fn on_disconnect(
+                    &self,
+                    __pea2pea_addr: #rt::SocketAddr,
+                    __pea2pea_origin: #rt::DisconnectOrigin,
+                ) {
+                    #gone
+                    #user
+                }
+            }
+        }
+    });
+    let rpc_impls = model.rpcs.iter().map(|rpc| {
+        let (request, response) = (&rpc.request, &rpc.response);
+        quote! {
+            impl #rt::Rpc<#node> for #request {
+                type Response = #response;
+                const METHOD: #rt::u64 = #rt::method_id(
+                    <#request as #rt::Message>::FINGERPRINT,
+                    <#response as #rt::Message>::FINGERPRINT,
+                );
+            }
+        }
+    });
+    let api = expand_api(model, &rt);
+
+    quote! {
+        #protocol
+        #handshake
+        #reading
+        #writing
+        #on_connect
+        #on_disconnect
+        #(#rpc_impls)*
+        #api
+    }
+}
+
+fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let ty_name = |ty: &Option<Type>| {
+        ty.as_ref()
+            .map(|t| t.to_token_stream().to_string().replace(' ', ""))
+    };
+    let display = match &model.name {
+        Some(name) => name.value(),
+        None => match (ty_name(&model.inbound), ty_name(&model.outbound)) {
+            (Some(i), Some(o)) if i == o => i,
+            (Some(i), Some(o)) => format!("reads {i}, writes {o}"),
+            (Some(i), None) => format!("reads {i}"),
+            (None, Some(o)) => format!("writes {o}"),
+            (None, None) => String::new(),
+        },
+    };
+    // only an explicit name is hashed: a client that reads what its server writes must get
+    // the server's fingerprint, so the directions are combined symmetrically below
+    let hashed_name = model.name.as_ref().map(|n| n.value()).unwrap_or_default();
+    let fp = |ty: &Option<Type>| match ty {
+        Some(ty) => quote!(<#ty as #rt::Message>::FINGERPRINT),
+        None => quote!(0u64),
+    };
+    let (fp_in, fp_out) = (fp(&model.inbound), fp(&model.outbound));
+    let framing = match &model.framing {
+        CheckedFraming::LengthDelimited {
+            width,
+            little_endian,
+            ..
+        } => {
+            let code = width * 2 + u64::from(*little_endian);
+            quote!(#code)
+        }
+        CheckedFraming::Custom(codec) => {
+            let codec = codec.to_token_stream().to_string();
+            quote!(#rt::fp_start(#codec))
+        }
+    };
+    let rpcs = model.rpcs.iter().map(|rpc| {
+        let (request, response) = (&rpc.request, &rpc.response);
+        quote!(.wrapping_add(#rt::method_id(
+            <#request as #rt::Message>::FINGERPRINT,
+            <#response as #rt::Message>::FINGERPRINT,
+        )))
+    });
+    quote! {
+        impl #rt::Protocol for #node {
+            const NAME: &'static #rt::str = #display;
+            const FINGERPRINT: #rt::u64 = #rt::fp_mix(
+                #rt::fp_mix(
+                    #rt::fp_mix(#rt::fp_start(#hashed_name), #fp_in.wrapping_add(#fp_out)),
+                    #framing,
+                ),
+                0u64 #(#rpcs)*,
+            );
+        }
+    }
+}
+
+/// The codec type and the expression that builds it, for the given direction's types.
+fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
+    let inbound = model.inbound.as_ref().or(model.outbound.as_ref());
+    let outbound = model.outbound.as_ref().or(model.inbound.as_ref());
+    match &model.framing {
+        CheckedFraming::Custom(codec) => (
+            quote!(#codec),
+            quote!(<#codec as #rt::Default>::default()),
+        ),
+        CheckedFraming::LengthDelimited {
+            max_frame,
+            width,
+            little_endian,
+        } => {
+            let (i, o) = if model.rpcs.is_empty() {
+                (quote!(#inbound), quote!(#outbound))
+            } else {
+                (quote!(#rt::Inbound<#inbound>), quote!(#rt::Frame<#outbound>))
+            };
+            let max = usize_lit(*max_frame);
+            let width = usize_lit(*width);
+            (
+                quote!(#rt::MessageCodec<#i, #o>),
+                quote!(#rt::length_delimited::<#i, #o>(#max, #width, #little_endian)),
+            )
+        }
+    }
+}
+
+/// A `usize` literal; a value past the target's `usize` is reported by rustc at the literal.
+fn usize_lit(n: u64) -> TokenStream {
+    let lit = syn::LitInt::new(&format!("{n}usize"), Span::call_site());
+    quote!(#lit)
+}
+
+fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let inbound = model.inbound.as_ref().expect("checked by the caller");
+    let (codec_ty, codec_expr) = codec(model, rt);
+    let read = &model.read;
+    let queue = read
+        .queue
+        .map(|n| {
+            let n = usize_lit(n);
+            quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
+        });
+    let backpressure = read.backpressure.map(|b| quote!(const BACKPRESSURE: #rt::bool = #b;));
+    let idle = read.idle_timeout_ms.map(|ms| quote!(const IDLE_TIMEOUT_MS: #rt::u64 = #ms;));
+    let buffer = read.buffer.map(|n| {
+        let n = usize_lit(n);
+        quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
+    });
+    let message_ty = if model.rpcs.is_empty() {
+        quote!(#inbound)
+    } else {
+        quote!(#rt::Inbound<#inbound>)
+    };
+    // The scrutinee carries the message type's span: a missing variant is reported there.
+    let scrutinee = Ident::new("__pea2pea_message", inbound.span());
+    let arms = model.arms.iter().map(expand_arm);
+    let catch_all = model.catch_all.then(|| quote!(_ => {}));
+    let dispatch = quote! {
+        match #scrutinee {
+            #(#arms)*
+            #catch_all
+        }
+    };
+    let body = if model.rpcs.is_empty() {
+        dispatch
+    } else {
+        let timeout = model.call_timeout_ms;
+        let served = model
+            .rpcs
+            .iter()
+            .filter(|rpc| rpc.handler.is_some())
+            .map(|rpc| expand_served(rpc, rt, timeout));
+        quote! {
+            match __pea2pea_frame {
+                #rt::Inbound::Message(#scrutinee) => #dispatch,
+                #rt::Inbound::Request {
+                    id: __pea2pea_id,
+                    method: __pea2pea_method,
+                    body: __pea2pea_body,
+                } => {
+                    #(#served)*
+                    #rt::unknown_method(self, __pea2pea_source, __pea2pea_id, __pea2pea_method, #timeout).await;
+                }
+                #rt::Inbound::Response { id: __pea2pea_id, result: __pea2pea_result } => {
+                    #rt::complete(self, __pea2pea_source, __pea2pea_id, __pea2pea_result);
+                }
+            }
+        }
+    };
+    let param = if model.rpcs.is_empty() {
+        quote!(#scrutinee)
+    } else {
+        quote!(__pea2pea_frame)
+    };
+    quote! {
+        impl #rt::Reading for #node {
+            #queue
+            #backpressure
+            #idle
+            #buffer
+            type Message = #message_ty;
+            type Codec = #codec_ty;
+
+            fn codec(
+                &self,
+                _: #rt::SocketAddr,
+                _: #rt::ConnectionSide,
+            ) -> Self::Codec {
+                #codec_expr
+            }
+
+            async fn process_message(&self, __pea2pea_source: #rt::SocketAddr, #param: Self::Message) {
+                #body
+            }
+        }
+    }
+}
+
+
+fn bind_from(from: &Option<Pat>) -> TokenStream {
+    match from {
+        Some(Pat::Wild(_)) | None => TokenStream::new(),
+        Some(pat) => quote!(let #pat = __pea2pea_source;),
+    }
+}
+
+/// The body, checked to be `()` where the user wrote it.
+fn unit_body(body: &Expr, at: Span) -> TokenStream {
+    let unit = quote_spanned!(at=> ());
+    quote! {
+        let _: #unit = #body;
+    }
+}
+
+fn expand_arm(arm: &OnArm) -> TokenStream {
+    let pat = &arm.pat;
+    let bind = bind_from(&arm.from);
+    let body = unit_body(&arm.body, arm.arrow.span());
+    quote! {
+        #pat => {
+            #bind
+            #body
+        }
+    }
+}
+
+fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {
+    let handler = rpc.handler.as_ref().expect("filtered by the caller");
+    let (request, response) = (&rpc.request, &rpc.response);
+    let pat = &handler.pat;
+    let bind = bind_from(&handler.from);
+    let body = &handler.body;
+    quote! {
+        if __pea2pea_method == <#request as #rt::Rpc<Self>>::METHOD {
+            if let #rt::Some(__pea2pea_request) = #rt::decode_request::<Self, _, #request>(
+                self,
+                __pea2pea_source,
+                __pea2pea_id,
+                __pea2pea_body,
+            )
+            .await
+            {
+                let #pat = __pea2pea_request;
+                #bind
+                let __pea2pea_response: #response = #body;
+                #rt::respond(self, __pea2pea_source, __pea2pea_id, &__pea2pea_response, #timeout).await;
+            }
+            return;
+        }
+    }
+}
+
+fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let outbound = model.outbound.as_ref().expect("checked by the caller");
+    let (codec_ty, codec_expr) = codec(model, rt);
+    let write = &model.write;
+    let queue = write.queue.map(|n| {
+        let n = usize_lit(n);
+        quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
+    });
+    let timeout = write.timeout_ms.map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+    let buffer = write.buffer.map(|n| {
+        let n = usize_lit(n);
+        quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
+    });
+    let message_ty = match (&model.framing, model.rpcs.is_empty()) {
+        (CheckedFraming::Custom(_), _) => quote!(#outbound),
+        (_, true) => quote!(#rt::Outgoing<#outbound>),
+        (_, false) => quote!(#rt::Frame<#outbound>),
+    };
+    quote! {
+        impl #rt::Writing for #node {
+            #queue
+            #timeout
+            #buffer
+            type Message = #message_ty;
+            type Codec = #codec_ty;
+
+            fn codec(
+                &self,
+                _: #rt::SocketAddr,
+                _: #rt::ConnectionSide,
+            ) -> Self::Codec {
+                #codec_expr
+            }
+        }
+    }
+}
+
+fn bind_args(hook: &Hook, sources: &[TokenStream]) -> TokenStream {
+    hook.args
+        .iter()
+        .zip(sources)
+        .map(|(pat, source)| match pat {
+            Pat::Wild(_) => TokenStream::new(),
+            pat => quote!(let #pat = #source;),
+        })
+        .collect()
+}
+
+fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let mut enables = Vec::new();
+    if model.handshake != HandshakeKind::None {
+        enables.push(quote!(#rt::Handshake::enable_handshake(self).await;));
+    }
+    if model.inbound.is_some() {
+        enables.push(quote!(#rt::Reading::enable_reading(self).await;));
+    }
+    if model.outbound.is_some() {
+        enables.push(quote!(#rt::Writing::enable_writing(self).await;));
+    }
+    if model.on_connect.is_some() {
+        enables.push(quote!(#rt::OnConnect::enable_on_connect(self).await;));
+    }
+    if model.on_disconnect.is_some() || !model.rpcs.is_empty() {
+        enables.push(quote!(#rt::OnDisconnect::enable_on_disconnect(self).await;));
+    }
+
+    let sending = model.outbound.as_ref().map(|out| {
+        let to_many = match model.framing {
+            CheckedFraming::Custom(_) => quote!(#rt::send_to_many_cloned::<Self, #out>),
+            CheckedFraming::LengthDelimited { .. } => quote!(#rt::send_to_many_encoded::<Self, #out>),
+        };
+        let to_many_doc = match model.framing {
+            CheckedFraming::Custom(_) => "Queues a clone of `message` for each of `addrs` (the user codec encodes each one), without waiting; returns the peers it could not be queued for, with why.",
+            CheckedFraming::LengthDelimited { .. } => "Encodes `message` once and queues the same bytes for each of `addrs`, without waiting; returns the peers it could not be queued for, with why.",
+        };
+        quote! {
+            /// Queues `message` for the peer at `addr` and waits until it is written to the
+            /// socket (not until the peer has read it). Fails at once, like
+            /// `Writing::unicast`, when the peer is not connected or its queue is full.
+            pub async fn send(
+                &self,
+                addr: #rt::SocketAddr,
+                message: #out,
+            ) -> #rt::io::Result<()> {
+                #rt::send(self, addr, #rt::From::from(message)).await
+            }
+
+            /// Queues `message` for the peer at `addr` without waiting for it to be written.
+            pub fn send_fast(
+                &self,
+                addr: #rt::SocketAddr,
+                message: #out,
+            ) -> #rt::io::Result<()> {
+                #rt::send_fast(self, addr, #rt::From::from(message))
+            }
+
+            #[doc = #to_many_doc]
+            pub fn send_to_many(
+                &self,
+                addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
+                message: &#out,
+            ) -> #rt::Vec<(#rt::SocketAddr, #rt::io::Error)> {
+                #to_many(self, addrs, message)
+            }
+        }
+    });
+    let call = (!model.rpcs.is_empty()).then(|| {
+        let timeout = model.call_timeout_ms;
+        let max = usize_lit(model.max_calls);
+        let doc = format!(
+            "Sends `request` to the peer at `addr` and waits for its response, for at most {timeout} ms. Fails with `TimedOut` then, with `ConnectionAborted` if the connection closes first, with `QuotaExceeded` when {} calls to that peer are already in flight, or with the peer's reason when it cannot answer.",
+            model.max_calls
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn call<__Pea2peaRequest: #rt::Rpc<Self>>(
+                &self,
+                addr: #rt::SocketAddr,
+                request: __Pea2peaRequest,
+            ) -> #rt::io::Result<<__Pea2peaRequest as #rt::Rpc<Self>>::Response> {
+                #rt::call(self, addr, request, #timeout, #max).await
+            }
+        }
+    });
+    let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening; returns the address it listens on. Call it once: enabling a protocol twice panics.";
+    quote! {
+        impl #node {
+            #[doc = #start_doc]
+            pub async fn start(&self) -> #rt::io::Result<#rt::SocketAddr> {
+                Self::enable_protocols(self).await;
+                #rt::listen(#rt::Pea2Pea::node(self)).await
+            }
+
+            /// Enables exactly the declared protocols, in the engine's order (handshake,
+            /// reading, writing, on_connect, on_disconnect), without listening: for a node
+            /// that only dials out. Call it once: enabling a protocol twice panics.
+            pub async fn enable_protocols(&self) {
+                #(#enables)*
+            }
+
+            #sending
+            #call
+        }
+    }
+}

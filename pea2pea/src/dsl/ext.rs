@@ -1,0 +1,135 @@
+//! Per-node state of the DSL runtime (calls in flight, counters), kept beside the engine.
+//!
+//! The user's struct has no room for it (`#[node]` adds no fields, so that the struct is built
+//! as written) and the engine has no extension slot, so it lives in a global map keyed by the
+//! node's identity: the address of its (reference-counted, never moved) statistics together
+//! with their creation instant, which a later node reusing the address cannot share. An entry
+//! holding nothing is pruned, so dropped nodes leave nothing behind unless they had counted
+//! something.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::{Node, Stats};
+
+type Key = (usize, Instant);
+
+static EXTS: Mutex<BTreeMap<Key, Arc<NodeExt>>> = Mutex::new(BTreeMap::new());
+
+/// Entries are pruned only once the map holds more than this many.
+const PRUNE_ABOVE: usize = 64;
+
+fn key(node: &Node) -> Key {
+    let stats: &Stats = node.stats();
+    (std::ptr::from_ref(stats) as usize, stats.created())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The answer to a call: the encoded response, or the error that ended the call.
+pub(crate) type Answer = io::Result<Bytes>;
+
+#[derive(Default)]
+pub(crate) struct PeerCalls {
+    next_id: u64,
+    pending: HashMap<u64, oneshot::Sender<Answer>>,
+}
+
+/// The DSL's state for one node.
+#[derive(Default)]
+pub(crate) struct NodeExt {
+    pub(crate) fingerprint_rejections: AtomicU64,
+    pub(crate) invalid_requests: AtomicU64,
+    calls: Mutex<HashMap<SocketAddr, PeerCalls>>,
+}
+
+impl NodeExt {
+    fn is_empty(&self) -> bool {
+        self.fingerprint_rejections.load(Ordering::Relaxed) == 0
+            && self.invalid_requests.load(Ordering::Relaxed) == 0
+            && lock(&self.calls).is_empty()
+    }
+
+    /// Reserves a call id for `addr`, unless `max` calls to it are already in flight.
+    pub(crate) fn register(
+        &self,
+        addr: SocketAddr,
+        max: usize,
+    ) -> io::Result<(u64, oneshot::Receiver<Answer>)> {
+        let mut calls = lock(&self.calls);
+        let peer = calls.entry(addr).or_default();
+        if peer.pending.len() >= max {
+            return Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
+                format!("{max} calls to {addr} are already in flight (the protocol's max_calls)"),
+            ));
+        }
+        let id = peer.next_id;
+        peer.next_id = peer.next_id.wrapping_add(1);
+        let (tx, rx) = oneshot::channel();
+        peer.pending.insert(id, tx);
+        Ok((id, rx))
+    }
+
+    /// Takes the pending call `id` to `addr`, if it is still waiting.
+    pub(crate) fn take(&self, addr: SocketAddr, id: u64) -> Option<oneshot::Sender<Answer>> {
+        let mut calls = lock(&self.calls);
+        let peer = calls.get_mut(&addr)?;
+        let tx = peer.pending.remove(&id);
+        if peer.pending.is_empty() {
+            calls.remove(&addr);
+        }
+        tx
+    }
+
+    /// Fails every call to `addr` still waiting.
+    pub(crate) fn fail_all(&self, addr: SocketAddr) {
+        let peer = lock(&self.calls).remove(&addr);
+        for (_, tx) in peer.into_iter().flat_map(|p| p.pending) {
+            let _ = tx.send(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("the connection to {addr} closed before it answered"),
+            )));
+        }
+    }
+
+    pub(crate) fn count_invalid_request(&self) {
+        self.invalid_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.calls).values().map(|p| p.pending.len()).sum()
+    }
+}
+
+/// The state of `node`, created on first use.
+pub(crate) fn of(node: &Node) -> Arc<NodeExt> {
+    let mut exts = lock(&EXTS);
+    if let Some(ext) = exts.get(&key(node)) {
+        return ext.clone();
+    }
+    if exts.len() > PRUNE_ABOVE {
+        // Nobody else holds an entry that is only in the map (the map's lock is held), so an
+        // empty one would be recreated identical on its next use.
+        exts.retain(|_, ext| Arc::strong_count(ext) > 1 || !ext.is_empty());
+    }
+    exts.entry(key(node)).or_default().clone()
+}
+
+/// The state of `node` if it has any, without creating it.
+pub(crate) fn existing(node: &Node) -> Option<Arc<NodeExt>> {
+    lock(&EXTS).get(&key(node)).cloned()
+}

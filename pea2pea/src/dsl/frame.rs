@@ -1,0 +1,210 @@
+//! The envelope a protocol with `rpc` declarations puts around every frame's body, so that
+//! requests and responses travel beside ordinary messages with a correlation id.
+//!
+//! Wire format of a frame's body (the length header is the codec's):
+//!
+//! | kind | then |
+//! | --- | --- |
+//! | `0` message | the message |
+//! | `1` request | varint call id, 8-byte little-endian method id, the request |
+//! | `2` response | varint call id, the response |
+//! | `3` failure | varint call id, a UTF-8 reason (the rest of the frame) |
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{
+    DecodeError, Message,
+    codec::{Encoded, Outgoing},
+    message::{DecodeErrorKind, Reader, put_varint_u64, varint_len_u64},
+};
+
+const MESSAGE: u8 = 0;
+const REQUEST: u8 = 1;
+const RESPONSE: u8 = 2;
+const FAILURE: u8 = 3;
+
+/// A decoded frame of a protocol with `rpc` declarations.
+#[derive(Debug)]
+pub enum Inbound<M> {
+    /// An ordinary message.
+    Message(M),
+    /// A call from the peer; the body is decoded by the handler of `method`.
+    Request {
+        /// The peer's correlation id, echoed in the response.
+        id: u64,
+        /// Which rpc this is: [`Rpc::METHOD`](super::Rpc::METHOD).
+        method: u64,
+        /// The encoded request.
+        body: Bytes,
+    },
+    /// The answer to one of this node's calls: the encoded response, or the peer's reason for
+    /// not answering.
+    Response {
+        /// The correlation id of the call.
+        id: u64,
+        /// The encoded response or the failure's text.
+        result: Result<Bytes, String>,
+    },
+}
+
+/// A frame to write in a protocol with `rpc` declarations.
+#[derive(Debug, Clone)]
+pub enum Frame<M> {
+    /// An ordinary message, encoded now or earlier.
+    Message(Outgoing<M>),
+    /// A call to the peer.
+    Request {
+        /// The correlation id.
+        id: u64,
+        /// The rpc's method id.
+        method: u64,
+        /// The encoded request.
+        body: Bytes,
+    },
+    /// An answer to a peer's call.
+    Response {
+        /// The peer's correlation id.
+        id: u64,
+        /// The encoded response, or why there is none.
+        result: Result<Bytes, String>,
+    },
+}
+
+impl<M> From<M> for Frame<M> {
+    fn from(msg: M) -> Self {
+        Frame::Message(Outgoing::Message(msg))
+    }
+}
+
+impl<M> From<Encoded<M>> for Frame<M> {
+    fn from(msg: Encoded<M>) -> Self {
+        Frame::Message(Outgoing::Encoded(msg))
+    }
+}
+
+fn result_len(id: u64, result: &Result<Bytes, String>) -> usize {
+    1 + varint_len_u64(id)
+        + match result {
+            Ok(body) => body.len(),
+            Err(reason) => reason.len(),
+        }
+}
+
+fn put_result(dst: &mut BytesMut, id: u64, result: &Result<Bytes, String>) {
+    match result {
+        Ok(body) => {
+            dst.put_u8(RESPONSE);
+            put_varint_u64(dst, id);
+            dst.extend_from_slice(body);
+        }
+        Err(reason) => {
+            dst.put_u8(FAILURE);
+            put_varint_u64(dst, id);
+            dst.extend_from_slice(reason.as_bytes());
+        }
+    }
+}
+
+fn rest(src: &mut Reader) -> Result<Bytes, DecodeError> {
+    src.read_bytes(src.remaining(), "rpc frame")
+}
+
+impl<M: Message> Message for Frame<M> {
+    const SHAPE: &'static str = "rpc frame";
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Frame::Message(Outgoing::Message(msg)) => 1 + msg.encoded_len(),
+            Frame::Message(Outgoing::Encoded(msg)) => 1 + msg.as_bytes().len(),
+            Frame::Request { id, body, .. } => 1 + varint_len_u64(*id) + 8 + body.len(),
+            Frame::Response { id, result } => result_len(*id, result),
+        }
+    }
+
+    fn encode(&self, dst: &mut BytesMut) {
+        match self {
+            Frame::Message(Outgoing::Message(msg)) => {
+                dst.put_u8(MESSAGE);
+                msg.encode(dst);
+            }
+            Frame::Message(Outgoing::Encoded(msg)) => {
+                dst.put_u8(MESSAGE);
+                dst.extend_from_slice(msg.as_bytes());
+            }
+            Frame::Request { id, method, body } => {
+                dst.put_u8(REQUEST);
+                put_varint_u64(dst, *id);
+                dst.put_u64_le(*method);
+                dst.extend_from_slice(body);
+            }
+            Frame::Response { id, result } => put_result(dst, *id, result),
+        }
+    }
+
+    fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(match Inbound::<M>::decode(src)? {
+            Inbound::Message(msg) => Frame::Message(Outgoing::Message(msg)),
+            Inbound::Request { id, method, body } => Frame::Request { id, method, body },
+            Inbound::Response { id, result } => Frame::Response { id, result },
+        })
+    }
+}
+
+impl<M: Message> Message for Inbound<M> {
+    const SHAPE: &'static str = "rpc frame";
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Inbound::Message(msg) => 1 + msg.encoded_len(),
+            Inbound::Request { id, body, .. } => 1 + varint_len_u64(*id) + 8 + body.len(),
+            Inbound::Response { id, result } => result_len(*id, result),
+        }
+    }
+
+    fn encode(&self, dst: &mut BytesMut) {
+        match self {
+            Inbound::Message(msg) => {
+                dst.put_u8(MESSAGE);
+                msg.encode(dst);
+            }
+            Inbound::Request { id, method, body } => {
+                dst.put_u8(REQUEST);
+                put_varint_u64(dst, *id);
+                dst.put_u64_le(*method);
+                dst.extend_from_slice(body);
+            }
+            Inbound::Response { id, result } => put_result(dst, *id, result),
+        }
+    }
+
+    fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(match src.read_u8("rpc frame")? {
+            MESSAGE => Inbound::Message(M::decode(src)?),
+            REQUEST => {
+                let id = src.read_varint_u64("rpc call id")?;
+                let method = u64::from_le_bytes(src.read_array("rpc method id")?);
+                Inbound::Request {
+                    id,
+                    method,
+                    body: rest(src)?,
+                }
+            }
+            RESPONSE => Inbound::Response {
+                id: src.read_varint_u64("rpc call id")?,
+                result: Ok(rest(src)?),
+            },
+            FAILURE => {
+                let id = src.read_varint_u64("rpc call id")?;
+                let reason = rest(src)?;
+                let reason = String::from_utf8_lossy(&reason).into_owned();
+                Inbound::Response {
+                    id,
+                    result: Err(reason),
+                }
+            }
+            kind => {
+                return Err(src.error(DecodeErrorKind::UnknownVariant(kind.into()), "rpc frame"));
+            }
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! The runtime half of [`protocol!`](crate::protocol) and [`#[node]`](crate::node): what a
+//! declared protocol is ([`Protocol`]), which requests a node can call ([`Rpc`]), and the
+//! counters the generated code keeps for each node.
+//!
+//! The DSL's per-node state (calls in flight, counters) lives beside the engine in a map keyed
+//! by the node's identity, so that `#[node]` adds no field to your struct.
+
+mod ext;
+mod frame;
+mod handshake;
+mod rpc;
+mod send;
+
+#[doc(hidden)]
+pub mod rt;
+
+use std::sync::atomic::Ordering;
+
+use crate::{Message, Node};
+
+/// Implemented by `protocol!` for the node type it declares a protocol for.
+pub trait Protocol {
+    /// A readable name of the declaration: its `name = "..."`, or its message types.
+    const NAME: &'static str;
+
+    /// A stable 64-bit hash of the declaration: its name, the [`Message::SHAPE`] of every
+    /// message, request and response type, and the framing. Two builds whose declarations
+    /// differ get different fingerprints; `handshake = fingerprint` exchanges it on connect.
+    const FINGERPRINT: u64;
+}
+
+/// A request that the node type `N` can send with its generated `call`, and the response it
+/// gets back; implemented by every `rpc Request -> Response` of `N`'s `protocol!`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a request that `{N}` can call",
+    label = "`{N}`'s protocol declares no `rpc {Self} -> ...`",
+    note = "declare it in the node's protocol!, as `rpc {Self} -> Response` (call only) or with a handler"
+)]
+pub trait Rpc<N>: Message {
+    /// What the peer answers.
+    type Response: Message;
+
+    /// The method id on the wire: a hash of the request's and the response's shapes.
+    const METHOD: u64;
+}
+
+/// How many connections `node` rejected in the fingerprint handshake because the peer spoke a
+/// different protocol.
+pub fn fingerprint_rejections(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.fingerprint_rejections.load(Ordering::Relaxed))
+}
+
+/// How many requests from peers `node` could not decode (each one closed its connection).
+pub fn invalid_requests(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.invalid_requests.load(Ordering::Relaxed))
+}
+
+/// How many of `node`'s calls are waiting for an answer, over all peers.
+pub fn calls_in_flight(node: &Node) -> usize {
+    ext::existing(node).map_or(0, |ext| ext.in_flight())
+}

@@ -1,0 +1,26 @@
+//! Everything the code that `protocol!` and `#[node]` generate names, in one place (reached as
+//! `::pea2pea::__private::rt`). Not part of the public API: no semver guarantees.
+
+pub use core::{
+    convert::From,
+    default::Default,
+    iter::IntoIterator,
+    primitive::{bool, str, u64, usize},
+    future::Future,
+    option::Option::{self, None, Some},
+    result::Result::{self, Err, Ok},
+};
+pub use std::{io, net::SocketAddr, vec::Vec};
+
+pub use super::{
+    Protocol, Rpc,
+    frame::{Frame, Inbound},
+    handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
+    rpc::{call, complete, decode_request, peer_gone, respond, unknown_method},
+    send::{listen, length_delimited, send, send_fast, send_to_many_cloned, send_to_many_encoded},
+};
+pub use crate::{
+    Connection, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
+    codec::{Encoded, MessageCodec, Outgoing},
+    protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
+};
