@@ -1,0 +1,158 @@
+//! Typed request/response over loopback: correlation under load, a peer that goes away, a
+//! call the peer does not serve, and a client that only calls.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+
+#[derive(Message, Debug, Clone, PartialEq)]
+enum Note {
+    Text(String),
+}
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Square(u64);
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Squared(u64);
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Stall;
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Never;
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Unserved(u8);
+
+#[pea2pea::node]
+#[derive(Clone)]
+struct Server {
+    node: Node,
+}
+
+protocol! {
+    Server speaks Note {
+        on Note::Text(_) => {},
+        rpc Square(n) -> Squared => Squared(n * n),
+        rpc Stall from addr -> Never => {
+            // the server gives up on the caller instead of answering
+            self.node().disconnect(addr).await;
+            Never
+        }
+        rpc Unserved -> Never,
+    }
+}
+
+#[pea2pea::node]
+#[derive(Clone)]
+struct Client {
+    node: Node,
+}
+
+protocol! {
+    Client speaks Note {
+        call_timeout = 5 s,
+        max_calls = 2000,
+        on Note::Text(_) => {},
+        rpc Square -> Squared,
+        rpc Stall -> Never,
+        rpc Unserved -> Never,
+    }
+}
+
+fn node(name: &str) -> Node {
+    Node::new(Config {
+        name: Some(name.into()),
+        ..Default::default()
+    })
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn pair() -> (Server, Client, SocketAddr) {
+    let server = Server {
+        node: node("server"),
+    };
+    let client = Client {
+        node: node("client"),
+    };
+    let server_addr = server.start().await.unwrap();
+    client.enable_protocols().await;
+    client.node().connect(server_addr).await.unwrap();
+    wait_until("the server to register the client", || {
+        server.node().num_connected() == 1
+    })
+    .await;
+    (server, client, server_addr)
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_calls_each_get_their_own_answer() {
+    let (server, client, server_addr) = pair().await;
+    let calls = (0..1000u64).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move { (i, client.call(server_addr, Square(i)).await) })
+    });
+    let mut answered = 0;
+    for call in calls {
+        let (i, answer) = call.await.unwrap();
+        assert_eq!(answer.unwrap(), Squared(i * i));
+        answered += 1;
+    }
+    assert_eq!(answered, 1000);
+    assert_eq!(dsl::calls_in_flight(client.node()), 0);
+    // ordinary messages still flow beside the calls
+    client
+        .send(server_addr, Note::Text("done".into()))
+        .await
+        .unwrap();
+
+    client.node().shut_down().await;
+    server.node().shut_down().await;
+}
+
+#[tokio::test]
+async fn a_call_to_a_peer_that_disconnects_fails_cleanly() {
+    let (server, client, server_addr) = pair().await;
+    let err = tokio::time::timeout(Duration::from_secs(4), client.call(server_addr, Stall))
+        .await
+        .expect("the call must end before its own timeout")
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "{err}");
+    wait_until("the client to drop the connection", || {
+        client.node().num_connected() == 0
+    })
+    .await;
+    assert_eq!(dsl::calls_in_flight(client.node()), 0);
+
+    // and a call to a peer that is not connected fails at once
+    let err = client.call(server_addr, Square(2)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+
+    client.node().shut_down().await;
+    server.node().shut_down().await;
+}
+
+#[tokio::test]
+async fn a_call_the_peer_does_not_serve_gets_its_reason() {
+    let (server, client, server_addr) = pair().await;
+    let err = client.call(server_addr, Unserved(1)).await.unwrap_err();
+    assert!(err.to_string().contains("no handler"), "{err}");
+    // the connection survives it
+    assert_eq!(
+        client.call(server_addr, Square(3)).await.unwrap(),
+        Squared(9)
+    );
+    client.node().shut_down().await;
+    server.node().shut_down().await;
+}
