@@ -1,46 +1,141 @@
 use std::{
     future::Future,
     io,
+    marker::PhantomData,
     net::SocketAddr,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::atomic::Ordering,
+    sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
 use bytes::BytesMut;
 use tokio::{
     io::AsyncWriteExt,
-    sync::{mpsc, oneshot},
+    sync::{Notify, oneshot},
 };
 use tokio_util::codec::Encoder;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{ConnCtx, WritingSlot, enable};
-use crate::{ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnWriter};
+use crate::{
+    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnWriter, node::registry::lock,
+};
 
-/// A message waiting in a connection's queue, with the sender of its delivery confirmation.
-struct Queued<M> {
-    message: M,
-    confirm: Option<oneshot::Sender<io::Result<()>>>,
+type Confirmation = oneshot::Sender<io::Result<()>>;
+
+/// A connection's outbound queue. Senders encode straight into `pending.buf` (so encoding
+/// runs on the sender's thread, and a message costs no allocation and no channel hop); the
+/// writer task swaps that buffer for an empty one and writes it whole: one batch per wake-up.
+pub(crate) struct Outbox<C, M> {
+    pending: Mutex<Pending<C>>,
+    /// Wakes the writer when the first message of a batch arrives or the outbox is stopped.
+    ready: Notify,
+    depth: usize,
+    initial_capacity: usize,
+    /// Part of the type, so that a sender with another message type cannot find this outbox.
+    _message: PhantomData<fn(M)>,
+}
+
+struct Pending<C> {
+    codec: C,
+    buf: BytesMut,
+    /// Messages in `buf`; the queue is full at `depth`.
+    count: usize,
+    confirms: Vec<Confirmation>,
+    /// The writer has stopped, or must: nothing more is accepted.
+    stopped: bool,
+}
+
+impl<C, M> Outbox<C, M> {
+    fn new(codec: C, depth: usize, initial_capacity: usize) -> Self {
+        let pending = Pending {
+            codec,
+            buf: BytesMut::new(),
+            count: 0,
+            confirms: Vec::new(),
+            stopped: false,
+        };
+        Self {
+            pending: Mutex::new(pending),
+            ready: Notify::new(),
+            depth,
+            initial_capacity,
+            _message: PhantomData,
+        }
+    }
+
+    /// Stops the outbox for good; the confirmations of unsent messages see a closed channel.
+    fn stop(&self) {
+        drop(StopOnDrop(&self.pending, &self.ready));
+    }
+}
+
+impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
+    /// Encodes `message` into the pending batch, or says why it can't.
+    fn push(&self, message: M, confirm: Option<Confirmation>) -> Result<(), PushError> {
+        let mut pending = lock(&self.pending);
+        let pending = &mut *pending;
+        if pending.stopped {
+            return Err(PushError::Stopped);
+        }
+        if pending.count >= self.depth {
+            return Err(PushError::Full);
+        }
+        if pending.buf.capacity() == 0 {
+            pending.buf.reserve(self.initial_capacity);
+        }
+        let before = pending.buf.len();
+        // the guard stays alive across a panic here, so the mutex is not poisoned
+        match catch_unwind(AssertUnwindSafe(|| {
+            pending.codec.encode(message, &mut pending.buf)
+        })) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                pending.buf.truncate(before);
+                return Err(PushError::Encode(e));
+            }
+            Err(_) => {
+                pending.buf.truncate(before);
+                return Err(PushError::EncoderPanicked(confirm));
+            }
+        }
+        pending.count += 1;
+        pending.confirms.extend(confirm);
+        let first = pending.count == 1;
+        if first {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+}
+
+enum PushError {
+    Stopped,
+    Full,
+    Encode(io::Error),
+    EncoderPanicked(Option<Confirmation>),
 }
 
 /// Sends messages: [`unicast`](Writing::unicast) and
-/// [`unicast_fast`](Writing::unicast_fast) queue a message for a connection, whose writer task
-/// encodes everything queued with [`Codec`](Writing::Codec) and writes it in one batch.
+/// [`unicast_fast`](Writing::unicast_fast) encode a message with the connection's
+/// [`Codec`](Writing::Codec) into its outbound buffer, right away and on the caller's thread;
+/// the connection's writer task then writes everything that has accumulated in one batch.
 ///
 /// A batch shares one deadline, [`TIMEOUT_MS`](Writing::TIMEOUT_MS), and one outcome. A write
-/// error or timeout ends the connection with [`DisconnectOrigin::Writing`]; so does an encoder
-/// error, since the codec's state can no longer be trusted.
+/// error or timeout ends the connection with [`DisconnectOrigin::Writing`]. An encoder error
+/// is returned to the sender and nothing is queued; an encoder *panic* ends the connection
+/// (origin `Writing`), since the codec's state can no longer be trusted, and the send returns
+/// `Ok` with a confirmation that carries the error.
 pub trait Writing: Pea2Pea
 where
     Self: Clone + Send + Sync + 'static,
 {
-    /// How many messages a connection's queue holds; sending to a full queue fails with
-    /// `QuotaExceeded`. Must not be 0.
+    /// How many messages may wait for a connection's writer (not counting the batch being
+    /// written); sending more fails with `QuotaExceeded`. Must not be 0.
     const MESSAGE_QUEUE_DEPTH: usize = 64;
 
-    /// The write buffer's starting capacity, allocated when the first message is sent. A batch
-    /// that grows past it is written out in parts of about this size.
+    /// The outbound buffer's starting capacity, allocated when the first message is sent. It
+    /// grows to fit a batch, and is released after a batch that grew it past 4 times this size.
     const INITIAL_BUFFER_SIZE: usize = 64 * 1024;
 
     /// How long writing one batch may take, in milliseconds, before the connection is dropped
@@ -76,10 +171,13 @@ where
                         let codec =
                             catch_unwind(AssertUnwindSafe(|| this.codec(ctx.addr(), ctx.own_side)))
                                 .map_err(|_| io::Error::other("Writing::codec panicked"))?;
-                        let (queue, inbox) =
-                            mpsc::channel::<Queued<Self::Message>>(Self::MESSAGE_QUEUE_DEPTH);
-                        let task = write_loop::<Self>(codec, writer, inbox, ctx.clone());
-                        Ok((Box::new(queue) as _, Box::pin(task) as _))
+                        let outbox = Arc::new(Outbox::<_, Self::Message>::new(
+                            codec,
+                            Self::MESSAGE_QUEUE_DEPTH,
+                            Self::INITIAL_BUFFER_SIZE.max(1),
+                        ));
+                        let task = write_loop::<Self>(outbox.clone(), writer, ctx.clone());
+                        Ok((Box::new(outbox) as _, Box::pin(task) as _))
                     }),
                 },
             );
@@ -100,36 +198,22 @@ where
     /// down first.
     ///
     /// Errors at once with `Unsupported` (writing not enabled, or the node shared with a
-    /// type whose `Message` differs), `NotConnected`, `QuotaExceeded` (the queue is full) or
-    /// `BrokenPipe` (the connection's writer has stopped).
+    /// type whose `Message` differs), `NotConnected`, `QuotaExceeded` (the queue is full),
+    /// `BrokenPipe` (the connection's writer has stopped), or the encoder's own error.
     fn unicast(
         &self,
         addr: SocketAddr,
         message: Self::Message,
     ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
         let (confirm, confirmation) = oneshot::channel();
-        enqueue(
-            self,
-            addr,
-            Queued {
-                message,
-                confirm: Some(confirm),
-            },
-        )?;
+        enqueue(self, addr, message, Some(confirm))?;
         Ok(confirmation)
     }
 
     /// Queues `message` for `addr` without a confirmation; the errors are those of
     /// [`unicast`](Writing::unicast).
     fn unicast_fast(&self, addr: SocketAddr, message: Self::Message) -> io::Result<()> {
-        enqueue(
-            self,
-            addr,
-            Queued {
-                message,
-                confirm: None,
-            },
-        )
+        enqueue(self, addr, message, None)
     }
 
     /// Queues a clone of `message` for every connected peer, logging (and skipping) the peers
@@ -168,68 +252,97 @@ fn ensure_enabled<W: Writing>(this: &W) -> io::Result<()> {
     }
 }
 
-/// The send path: find the connection's queue and put the message in it, without waiting.
-fn enqueue<W: Writing>(this: &W, addr: SocketAddr, queued: Queued<W::Message>) -> io::Result<()> {
+/// The send path: find the connection's outbox and encode the message into it, without
+/// waiting and without holding the registry's lock while user code (the encoder) runs.
+fn enqueue<W: Writing>(
+    this: &W,
+    addr: SocketAddr,
+    message: W::Message,
+    confirm: Option<Confirmation>,
+) -> io::Result<()> {
     ensure_enabled(this)?;
-    this.node().registry().with_entry(addr, |entry| {
+    let node = this.node();
+    let (outbox, conn_id) = node.registry().with_entry(addr, |entry| {
         let entry = entry.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("not connected to {addr}"),
             )
         })?;
-        let queue = entry
+        let outbox = entry
             .sender
             .as_ref()
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotConnected, format!("no writer for {addr}"))
             })?
-            .downcast_ref::<mpsc::Sender<Queued<W::Message>>>()
+            .downcast_ref::<Arc<Outbox<W::Codec, W::Message>>>()
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::Unsupported,
                     "this node's Writing protocol sends a different Message type",
                 )
             })?;
-        queue.try_send(queued).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => io::Error::new(
-                io::ErrorKind::QuotaExceeded,
-                format!("the outbound queue for {addr} is full"),
-            ),
-            mpsc::error::TrySendError::Closed(_) => io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                format!("the writer for {addr} has stopped"),
-            ),
-        })
-    })
+        Ok::<_, io::Error>((outbox.clone(), entry.id))
+    })?;
+    match outbox.push(message, confirm) {
+        Ok(()) => Ok(()),
+        Err(PushError::Full) => Err(io::Error::new(
+            io::ErrorKind::QuotaExceeded,
+            format!("the outbound queue for {addr} is full"),
+        )),
+        Err(PushError::Stopped) => Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            format!("the writer for {addr} has stopped"),
+        )),
+        Err(PushError::Encode(e)) => Err(e),
+        Err(PushError::EncoderPanicked(confirm)) => {
+            error!(parent: node.span(), "the encoder for {addr} panicked; disconnecting");
+            if let Some(confirm) = confirm {
+                let _ = confirm.send(Err(io::Error::other("the encoder panicked")));
+            }
+            outbox.stop();
+            let node = node.clone();
+            tokio::spawn(async move {
+                node.disconnect_with(addr, DisconnectOrigin::Writing, Some(conn_id))
+                    .await;
+            });
+            Ok(())
+        }
+    }
 }
 
-/// The connection's writer task: take everything queued, encode it, write it, confirm it.
+/// The connection's writer task: wait for a batch, take it whole, write it, confirm it.
 async fn write_loop<W: Writing>(
-    mut codec: W::Codec,
+    outbox: Arc<Outbox<W::Codec, W::Message>>,
     mut writer: ConnWriter,
-    mut inbox: mpsc::Receiver<Queued<W::Message>>,
     ctx: ConnCtx,
 ) {
     let _disconnect_when_done = ctx.guard(DisconnectOrigin::Writing, false);
+    let _stop_when_done = StopOnDrop(&outbox.pending, &outbox.ready);
+    let (mut batch, mut confirms) = (BytesMut::new(), Vec::new());
     let timeout = Duration::from_millis(W::TIMEOUT_MS);
-    let chunk = W::INITIAL_BUFFER_SIZE.max(1);
-    let mut batch = Vec::new();
-    let mut confirms = Vec::new();
-    let mut buf = BytesMut::new();
 
-    while inbox.recv_many(&mut batch, W::MESSAGE_QUEUE_DEPTH).await != 0 {
-        let count = batch.len();
-        // taken first, so that every message of a failed batch hears about the failure
-        confirms.extend(
-            batch
-                .iter_mut()
-                .filter_map(|q: &mut Queued<W::Message>| q.confirm.take()),
-        );
-        let written = tokio::time::timeout(
-            timeout,
-            write_batch(&mut codec, &mut writer, &mut buf, batch.drain(..), chunk),
-        )
+    loop {
+        let count = loop {
+            {
+                let mut pending = lock(&outbox.pending);
+                if pending.stopped {
+                    return;
+                }
+                if pending.count != 0 {
+                    // the senders carry on filling the (empty) buffer we give back
+                    std::mem::swap(&mut pending.buf, &mut batch);
+                    std::mem::swap(&mut pending.confirms, &mut confirms);
+                    break std::mem::take(&mut pending.count);
+                }
+            }
+            outbox.ready.notified().await;
+        };
+
+        let written = tokio::time::timeout(timeout, async {
+            writer.write_all(&batch).await?;
+            writer.flush().await
+        })
         .await
         .unwrap_or_else(|_| {
             Heuristics::bump(&ctx.node.heuristics().write_timeouts);
@@ -238,18 +351,18 @@ async fn write_loop<W: Writing>(
                 format!("writing took longer than {timeout:?}"),
             ))
         });
-        batch.clear();
 
         match written {
-            Ok(bytes) => {
-                ctx.info.stats().register_sent_messages(count, bytes);
-                ctx.node.stats().register_sent_messages(count, bytes);
+            Ok(()) => {
+                ctx.info.stats().register_sent_messages(count, batch.len());
+                ctx.node.stats().register_sent_messages(count, batch.len());
                 for confirm in confirms.drain(..) {
                     let _ = confirm.send(Ok(()));
                 }
+                batch.clear();
                 // a burst of large messages should not pin a large buffer for good
-                if buf.capacity() > 4 * chunk {
-                    buf = BytesMut::new();
+                if batch.capacity() > 4 * outbox.initial_capacity {
+                    batch = BytesMut::new();
                 }
             }
             Err(e) => {
@@ -263,27 +376,19 @@ async fn write_loop<W: Writing>(
     }
 }
 
-/// Encodes and writes one batch; returns the number of bytes written.
-async fn write_batch<M, C: Encoder<M, Error = io::Error>>(
-    codec: &mut C,
-    writer: &mut ConnWriter,
-    buf: &mut BytesMut,
-    batch: impl Iterator<Item = Queued<M>>,
-    chunk: usize,
-) -> io::Result<usize> {
-    if buf.capacity() == 0 {
-        buf.reserve(chunk);
+/// Stops the outbox when the writer task ends, however it ends (error, abort, panic), so that
+/// senders get `BrokenPipe` instead of filling a queue nobody drains.
+struct StopOnDrop<'a, C>(&'a Mutex<Pending<C>>, &'a Notify);
+
+impl<C> Drop for StopOnDrop<'_, C> {
+    fn drop(&mut self) {
+        let mut pending = lock(self.0);
+        pending.stopped = true;
+        pending.buf = BytesMut::new();
+        pending.count = 0;
+        let unsent = std::mem::take(&mut pending.confirms);
+        drop(pending);
+        drop(unsent);
+        self.1.notify_one();
     }
-    let mut bytes = 0;
-    for queued in batch {
-        let before = buf.len();
-        codec.encode(queued.message, buf)?;
-        bytes += buf.len() - before;
-        if buf.len() >= chunk {
-            writer.write_all_buf(buf).await?;
-        }
-    }
-    writer.write_all_buf(buf).await?;
-    writer.flush().await?;
-    Ok(bytes)
 }
