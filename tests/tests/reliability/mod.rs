@@ -18,15 +18,22 @@ use std::{
 use pea2pea::Config;
 use tokio::net::{TcpSocket, TcpStream};
 
-/// Polls `cond` every 10ms until it holds; panics with `what` after `limit`.
+/// Polls `cond` (every millisecond at first, then every 10ms) until it holds; panics with
+/// `what` after `limit`.
 pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
+        let waited = start.elapsed();
         assert!(
-            start.elapsed() < limit,
+            waited < limit,
             "timed out after {limit:?} waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let pause = if waited < Duration::from_millis(100) {
+            1
+        } else {
+            10
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 
