@@ -133,7 +133,10 @@ async fn send_to_many_encodes_once_and_reports_failures() {
         spoke.node().connect(hub_addr).await.unwrap();
         spokes.push(spoke);
     }
-    wait_until("hub to register the spokes", || hub.node().num_connected() == 3).await;
+    wait_until("hub to register the spokes", || {
+        hub.node().num_connected() == 3
+    })
+    .await;
 
     let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut targets = hub.node().connected_addrs();

@@ -127,7 +127,9 @@ async fn a_fingerprint_mismatch_is_rejected_on_both_sides() {
     };
     let twin_addr = twin.start().await.unwrap();
     old.node().connect(twin_addr).await.unwrap();
-    old.send(twin_addr, v1::Chat::Say("hi".into())).await.unwrap();
+    old.send(twin_addr, v1::Chat::Say("hi".into()))
+        .await
+        .unwrap();
     wait_until("the twin to hear it", || {
         twin.heard.load(Ordering::Relaxed) == 1
     })

@@ -35,6 +35,8 @@ pub struct Model {
     pub on_disconnect: Option<Hook>,
 }
 
+// short-lived values of a proc macro: their size does not matter
+#[allow(clippy::large_enum_variant)]
 pub enum CheckedFraming {
     LengthDelimited {
         max_frame: u64,
@@ -157,13 +159,11 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
             );
         }
     }
-    if model.inbound.is_none() {
-        if let Some(arm) = model.arms.first() {
-            errors.at(
-                &arm.pat,
-                "this node declares no inbound messages (no `speaks`/`reads`), so there is nothing to handle; add `reads Msg` or remove the handler",
-            );
-        }
+    if let (None, Some(arm)) = (&model.inbound, model.arms.first()) {
+        errors.at(
+            &arm.pat,
+            "this node declares no inbound messages (no `speaks`/`reads`), so there is nothing to handle; add `reads Msg` or remove the handler",
+        );
     }
     if model.handshake_timeout_ms.is_some() && model.handshake != HandshakeKind::Fingerprint {
         let span = seen_keys["handshake_timeout"];
@@ -190,7 +190,9 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
         if let (Some(span), None) = (seen_keys.get(key), &model.inbound) {
             errors.at_span(
                 *span,
-                format!("`{key}` has no effect: the node reads nothing (declare `speaks` or `reads`)"),
+                format!(
+                    "`{key}` has no effect: the node reads nothing (declare `speaks` or `reads`)"
+                ),
             );
         }
     }
@@ -198,7 +200,9 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
         if let (Some(span), None) = (seen_keys.get(key), &model.outbound) {
             errors.at_span(
                 *span,
-                format!("`{key}` has no effect: the node writes nothing (declare `speaks` or `writes`)"),
+                format!(
+                    "`{key}` has no effect: the node writes nothing (declare `speaks` or `writes`)"
+                ),
             );
         }
     }
@@ -206,7 +210,10 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
 }
 
 fn compact(tokens: &str) -> String {
-    tokens.replace(" :: ", "::").replace(" < ", "<").replace(" >", ">")
+    tokens
+        .replace(" :: ", "::")
+        .replace(" < ", "<")
+        .replace(" >", ">")
 }
 
 fn check_framing(framing: Framing, errors: &mut Errors) -> CheckedFraming {
@@ -263,7 +270,11 @@ fn check_framing(framing: Framing, errors: &mut Errors) -> CheckedFraming {
             ),
         }
     }
-    let header_max = if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
+    let header_max = if width == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * width)) - 1
+    };
     if max_frame > header_max {
         let span = max_span.unwrap_or_else(Span::call_site);
         errors.at_span(
@@ -315,7 +326,7 @@ fn apply_setting(model: &mut Model, setting: Setting, errors: &mut Errors) {
             Value::Path(path) if path.is_ident("custom") => model.handshake = HandshakeKind::Custom,
             other => errors.at_span(
                 other.span(),
-                "expected `fingerprint` (the built-in check that both peers speak this protocol) or `custom` (your own `impl Handshake`)",
+                "unknown handshake; expected `fingerprint` (the built-in check that both peers speak this protocol) or `custom` (your own `impl Handshake`)",
             ),
         },
         "handshake_timeout" => model.handshake_timeout_ms = duration(&value, &key, false, errors),
@@ -357,18 +368,32 @@ fn int(value: &Value) -> Option<(u64, Option<&str>)> {
     }
 }
 
+/// Where a value's unit is written (the number itself when it is a suffix).
+fn unit_span(value: &Value) -> Span {
+    match value {
+        Value::Int {
+            unit: Some((_, span)),
+            ..
+        } => *span,
+        other => other.span(),
+    }
+}
+
 fn count(value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
     match int(value) {
         Some((n, None)) => Some(n),
         Some((_, Some(unit))) => {
             errors.at_span(
-                value.span(),
+                unit_span(value),
                 format!("`{key}` is a count and takes no unit; remove `{unit}`"),
             );
             None
         }
         None => {
-            errors.at_span(value.span(), format!("`{key}` expects a whole number, as in `{key} = 128`"));
+            errors.at_span(
+                value.span(),
+                format!("`{key}` expects a whole number, as in `{key} = 128`"),
+            );
             None
         }
     }
@@ -402,7 +427,7 @@ fn size(value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
         Some("GB") => 1_000_000_000,
         Some(other) => {
             errors.at_span(
-                value.span(),
+                unit_span(value),
                 format!("`{other}` is not a size unit; use B, KiB, MiB, GiB, KB, MB or GB, as in `{key} = 64 KiB`"),
             );
             return None;
@@ -416,10 +441,10 @@ fn size(value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
 }
 
 fn duration(value: &Value, key: &str, zero_disables: bool, errors: &mut Errors) -> Option<u64> {
-    if let (Value::Path(path), true) = (value, zero_disables) {
-        if path.is_ident("off") {
-            return Some(0);
-        }
+    if let (Value::Path(path), true) = (value, zero_disables)
+        && path.is_ident("off")
+    {
+        return Some(0);
     }
     let Some((n, unit)) = int(value) else {
         errors.at_span(
@@ -438,7 +463,7 @@ fn duration(value: &Value, key: &str, zero_disables: bool, errors: &mut Errors) 
         Some("h") => n.checked_mul(3_600_000),
         Some(other) => {
             errors.at_span(
-                value.span(),
+                unit_span(value),
                 format!("`{other}` is not a duration unit here; use ms, s, min or h, as in `{key} = 250 ms`"),
             );
             return None;
@@ -478,7 +503,9 @@ fn check_hook(model: &mut Model, hook: Hook, errors: &mut Errors) {
     if slot.is_some() {
         errors.at(
             &hook.name,
-            format!("`{name}` is declared twice; a node has one `{name}` hook, so merge the two bodies"),
+            format!(
+                "`{name}` is declared twice; a node has one `{name}` hook, so merge the two bodies"
+            ),
         );
         return;
     }
@@ -486,11 +513,18 @@ fn check_hook(model: &mut Model, hook: Hook, errors: &mut Errors) {
         let span = hook
             .args
             .get(max_args)
-            .map(|p| syn::spanned::Spanned::span(p))
+            .map(syn::spanned::Spanned::span)
             .unwrap_or_else(|| hook.name.span());
         errors.at_span(
             span,
-            format!("`{name}` takes {}; write {usage}", if max_args == 1 { "one argument, the peer's address" } else { "the peer's address and, optionally, the `DisconnectOrigin`" }),
+            format!(
+                "`{name}` takes {}; write {usage}",
+                if max_args == 1 {
+                    "one argument, the peer's address"
+                } else {
+                    "the peer's address and, optionally, the `DisconnectOrigin`"
+                }
+            ),
         );
     }
     *slot = Some(hook);

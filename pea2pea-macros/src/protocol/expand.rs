@@ -172,10 +172,9 @@ fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
     let inbound = model.inbound.as_ref().or(model.outbound.as_ref());
     let outbound = model.outbound.as_ref().or(model.inbound.as_ref());
     match &model.framing {
-        CheckedFraming::Custom(codec) => (
-            quote!(#codec),
-            quote!(<#codec as #rt::Default>::default()),
-        ),
+        CheckedFraming::Custom(codec) => {
+            (quote!(#codec), quote!(<#codec as #rt::Default>::default()))
+        }
         CheckedFraming::LengthDelimited {
             max_frame,
             width,
@@ -184,7 +183,10 @@ fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
             let (i, o) = if model.rpcs.is_empty() {
                 (quote!(#inbound), quote!(#outbound))
             } else {
-                (quote!(#rt::Inbound<#inbound>), quote!(#rt::Frame<#outbound>))
+                (
+                    quote!(#rt::Inbound<#inbound>),
+                    quote!(#rt::Frame<#outbound>),
+                )
             };
             let max = usize_lit(*max_frame);
             let width = usize_lit(*width);
@@ -207,14 +209,16 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     let inbound = model.inbound.as_ref().expect("checked by the caller");
     let (codec_ty, codec_expr) = codec(model, rt);
     let read = &model.read;
-    let queue = read
-        .queue
-        .map(|n| {
-            let n = usize_lit(n);
-            quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
-        });
-    let backpressure = read.backpressure.map(|b| quote!(const BACKPRESSURE: #rt::bool = #b;));
-    let idle = read.idle_timeout_ms.map(|ms| quote!(const IDLE_TIMEOUT_MS: #rt::u64 = #ms;));
+    let queue = read.queue.map(|n| {
+        let n = usize_lit(n);
+        quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
+    });
+    let backpressure = read
+        .backpressure
+        .map(|b| quote!(const BACKPRESSURE: #rt::bool = #b;));
+    let idle = read
+        .idle_timeout_ms
+        .map(|ms| quote!(const IDLE_TIMEOUT_MS: #rt::u64 = #ms;));
     let buffer = read.buffer.map(|n| {
         let n = usize_lit(n);
         quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
@@ -289,7 +293,6 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     }
 }
 
-
 fn bind_from(from: &Option<Pat>) -> TokenStream {
     match from {
         Some(Pat::Wild(_)) | None => TokenStream::new(),
@@ -352,7 +355,9 @@ fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
         let n = usize_lit(n);
         quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
     });
-    let timeout = write.timeout_ms.map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+    let timeout = write
+        .timeout_ms
+        .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
     let buffer = write.buffer.map(|n| {
         let n = usize_lit(n);
         quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)

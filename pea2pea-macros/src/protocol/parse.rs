@@ -22,6 +22,8 @@ pub struct Declaration {
     pub broken_items: bool,
 }
 
+// the syntax tree of one macro call: the size of its variants does not matter
+#[allow(clippy::large_enum_variant)]
 pub enum Messages {
     Speaks(Type),
     Split {
@@ -66,6 +68,7 @@ impl Value {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Setting(Setting),
     On(OnArm),
@@ -213,7 +216,9 @@ fn header(input: ParseStream) -> syn::Result<(Path, Messages, Option<Framing>)> 
                 if other != expected {
                     return Err(syn::Error::new(
                         other.span(),
-                        format!("expected `{expected}` here, as in `Peer reads Request, writes Response`"),
+                        format!(
+                            "expected `{expected}` here, as in `Peer reads Request, writes Response`"
+                        ),
                     ));
                 }
                 let second: Type = input.parse()?;
@@ -298,17 +303,17 @@ fn setting(input: ParseStream) -> syn::Result<Setting> {
     })
 }
 
-const UNITS: &[&str] = &[
-    "B", "KiB", "MiB", "GiB", "KB", "MB", "GB", "ns", "us", "ms", "s", "min", "h",
-];
-
 fn value(input: ParseStream) -> syn::Result<Value> {
     if input.peek(LitInt) {
         let lit: LitInt = input.parse()?;
         let mut unit = (!lit.suffix().is_empty()).then(|| (lit.suffix().to_owned(), lit.span()));
-        if unit.is_none() && input.peek(Ident) {
+        if unit.is_none() && input.peek(Ident) && !input.peek2(Token![=]) {
+            // a word right after a number is its unit (a wrong one is reported by check.rs),
+            // unless it starts the next item after a forgotten comma
             let next = input.fork().call(Ident::parse_any)?;
-            if UNITS.contains(&next.to_string().as_str()) {
+            let starts_item =
+                ["on", "rpc", "on_connect", "on_disconnect"].contains(&next.to_string().as_str());
+            if !starts_item {
                 input.call(Ident::parse_any)?;
                 unit = Some((next.to_string(), next.span()));
             }
@@ -373,8 +378,9 @@ fn skip_to_comma(input: ParseStream) {
 
 /// One item, and whether a comma must follow it.
 fn item(input: ParseStream) -> syn::Result<(Item, bool)> {
-    let is_setting = (input.peek(Ident::peek_any) && input.peek2(Token![=]) && !input.peek2(Token![=>]))
-        || input.peek(Token![crate]);
+    let is_setting =
+        (input.peek(Ident::peek_any) && input.peek2(Token![=]) && !input.peek2(Token![=>]))
+            || input.peek(Token![crate]);
     if is_setting {
         return Ok((Item::Setting(setting(input)?), true));
     }

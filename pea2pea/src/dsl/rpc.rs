@@ -45,11 +45,7 @@ where
     let deadline = Instant::now() + timeout;
     let ext = ext::of(this.node());
     let (id, answer) = ext.register(addr, max_calls)?;
-    let _pending = Pending {
-        ext,
-        addr,
-        id,
-    };
+    let _pending = Pending { ext, addr, id };
     let body = request.to_bytes();
     enqueue_waiting(this, addr, deadline, || Frame::Request {
         id,
@@ -103,11 +99,14 @@ pub fn complete<P: Pea2Pea>(this: &P, addr: SocketAddr, id: u64, result: Result<
     let waiting = ext::existing(this.node()).and_then(|ext| ext.take(addr, id));
     match waiting {
         Some(tx) => {
-            let _ = tx.send(result.map_err(|reason| {
-                io::Error::other(format!("{addr} could not answer: {reason}"))
-            }));
+            let _ =
+                tx.send(result.map_err(|reason| {
+                    io::Error::other(format!("{addr} could not answer: {reason}"))
+                }));
         }
-        None => debug!(parent: this.node().span(), "{addr} answered call {id}, which is no longer waiting"),
+        None => {
+            debug!(parent: this.node().span(), "{addr} answered call {id}, which is no longer waiting")
+        }
     }
 }
 

@@ -4,10 +4,10 @@
 pub use core::{
     convert::From,
     default::Default,
-    iter::IntoIterator,
-    primitive::{bool, str, u64, usize},
     future::Future,
+    iter::IntoIterator,
     option::Option::{self, None, Some},
+    primitive::{bool, str, u64, usize},
     result::Result::{self, Err, Ok},
 };
 pub use std::{io, net::SocketAddr, vec::Vec};
@@ -17,7 +17,7 @@ pub use super::{
     frame::{Frame, Inbound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
     rpc::{call, complete, decode_request, peer_gone, respond, unknown_method},
-    send::{listen, length_delimited, send, send_fast, send_to_many_cloned, send_to_many_encoded},
+    send::{length_delimited, listen, send, send_fast, send_to_many_cloned, send_to_many_encoded},
 };
 pub use crate::{
     Connection, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
