@@ -1,0 +1,495 @@
+//! Writing: WR-01 .. WR-08.
+
+use std::{
+    io::{self, ErrorKind},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pea2pea::{
+    ConnectionSide, DisconnectOrigin, Node, Pea2Pea,
+    protocols::{OnDisconnect, Reading, Writing},
+};
+use pea2pea_tests::*;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    time::{sleep, timeout},
+};
+use tokio_util::codec::Encoder;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A confirmation receiver for one unicast.
+type Confirmation = oneshot::Receiver<io::Result<()>>;
+
+/// A writer with a deep queue (128), a 200ms write timeout and on_disconnect recording.
+#[derive(Clone)]
+struct SlowPipe {
+    node: Node,
+    origins: Arc<Mutex<Vec<DisconnectOrigin>>>,
+}
+
+impl Pea2Pea for SlowPipe {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Writing for SlowPipe {
+    const MESSAGE_QUEUE_DEPTH: usize = 128;
+    const TIMEOUT_MS: u64 = 200;
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+impl OnDisconnect for SlowPipe {
+    async fn on_disconnect(&self, _: SocketAddr, origin: DisconnectOrigin) {
+        self.origins.lock().unwrap().push(origin);
+    }
+}
+
+/// A [`SlowPipe`] connected with a 4KiB send buffer to a raw peer that never reads (4KiB
+/// receive buffer). The listener and accepted stream must stay alive for the test.
+async fn blocked_pipe() -> (SlowPipe, SocketAddr, TcpListener, TcpStream) {
+    let node = SlowPipe {
+        node: Node::new(test_config()),
+        origins: Default::default(),
+    };
+    node.enable_writing().await;
+    node.enable_on_disconnect().await;
+    let listener = raw::small_buffer_listener();
+    let addr = listener.local_addr().unwrap();
+    node.node
+        .connect_using_socket(addr, raw::small_send_buffer_socket())
+        .await
+        .unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    (node, addr, listener, stream)
+}
+
+/// Queues 32 messages of 60,000 bytes; on a current-thread runtime they are all queued before
+/// the writer task gets to run.
+fn queue_32_big(node: &SlowPipe, addr: SocketAddr) -> Vec<Confirmation> {
+    (0..32)
+        .map(|_| node.unicast(addr, Bytes::from(vec![1u8; 60_000])).unwrap())
+        .collect()
+}
+
+/// Awaits every confirmation, each within `limit`.
+async fn resolve_all(confs: Vec<Confirmation>, limit: Duration) -> Vec<Option<io::Result<()>>> {
+    let mut out = Vec::new();
+    for c in confs {
+        let res = timeout(limit, c).await.expect("a confirmation hung");
+        out.push(res.ok());
+    }
+    out
+}
+
+// WR-01: unicast returns once queued; the confirmation waits for the flush.
+#[tokio::test]
+async fn wr_01_unicast_returns_when_queued() {
+    let (node, addr, _l, _s) = blocked_pipe().await;
+    let mut confs = queue_32_big(&node, addr);
+    // the last message can't be flushed while the peer isn't reading
+    sleep(Duration::from_millis(50)).await;
+    let last = confs.last_mut().unwrap();
+    assert!(
+        matches!(last.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+        "resolved before it could be flushed"
+    );
+    node.node.shut_down().await;
+}
+
+// WR-01: the confirmation is Ok(Ok) once the message is flushed.
+#[tokio::test]
+async fn wr_01_confirmation_ok_after_flush() {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let sender = Peer::new(test_config());
+    sender.enable_writing().await;
+    sender.node.connect(addr).await.unwrap();
+    let conf = sender.unicast(addr, Bytes::from_static(b"x")).unwrap();
+    assert!(matches!(conf.await, Ok(Ok(()))));
+    wait_until(SEC, || receiver.processed() == 1).await;
+    shut_down_all([&sender.node, &receiver.node]).await;
+}
+
+/// A writer like [`SlowPipe`] but with the default (long) write timeout.
+#[derive(Clone)]
+struct PatientPipe(Node);
+
+impl Pea2Pea for PatientPipe {
+    fn node(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl Writing for PatientPipe {
+    const MESSAGE_QUEUE_DEPTH: usize = 128;
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+// WR-01: confirmations of messages caught by a teardown resolve (Err: closed) instead of
+// hanging; the ones still queued are Err.
+#[tokio::test]
+async fn wr_01_teardown_resolves_pending_confirmations() {
+    let node = PatientPipe(Node::new(test_config()));
+    node.enable_writing().await;
+    let listener = raw::small_buffer_listener();
+    let addr = listener.local_addr().unwrap();
+    node.0
+        .connect_using_socket(addr, raw::small_send_buffer_socket())
+        .await
+        .unwrap();
+    let (_stream, _) = listener.accept().await.unwrap();
+
+    let confs: Vec<_> = (0..32)
+        .map(|_| node.unicast(addr, Bytes::from(vec![1u8; 60_000])).unwrap())
+        .collect();
+    sleep(Duration::from_millis(100)).await;
+    assert!(node.0.disconnect(addr).await);
+    let results = resolve_all(confs, SEC).await;
+    for r in &results {
+        assert!(
+            matches!(r, None | Some(Ok(()))),
+            "unexpected outcome after a teardown: {r:?}"
+        );
+    }
+    assert!(
+        results.last().unwrap().is_none(),
+        "the last one can't have been flushed"
+    );
+    node.0.shut_down().await;
+}
+
+/// A writer whose queue holds a single message.
+#[derive(Clone)]
+struct QueueOfOne(Node);
+
+impl Pea2Pea for QueueOfOne {
+    fn node(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl Writing for QueueOfOne {
+    const MESSAGE_QUEUE_DEPTH: usize = 1;
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+// WR-02/WR-04: without Writing enabled, unicast and unicast_fast are Unsupported.
+#[tokio::test]
+async fn wr_02_unsupported_without_writing() {
+    let node = FullNoopNode::new(test_config());
+    let target = Node::new(test_config());
+    let addr = start_listening(&target).await;
+    node.node.connect(addr).await.unwrap();
+    let err = node.unicast(addr, Bytes::from_static(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = node
+        .unicast_fast(addr, Bytes::from_static(b"x"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    shut_down_all([&node.node, &target]).await;
+}
+
+// WR-02/WR-04: an unknown or disconnected peer is NotConnected for both methods.
+#[tokio::test]
+async fn wr_02_not_connected() {
+    let node = Peer::new(test_config());
+    node.enable_writing().await;
+    let unknown: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let err = node.unicast(unknown, Bytes::from_static(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+    let err = node
+        .unicast_fast(unknown, Bytes::from_static(b"x"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+
+    let target = Node::new(test_config());
+    let addr = start_listening(&target).await;
+    node.node.connect(addr).await.unwrap();
+    send_dm(&node, addr, Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert!(node.node.disconnect(addr).await);
+    let err = node.unicast(addr, Bytes::from_static(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+    let err = node
+        .unicast_fast(addr, Bytes::from_static(b"x"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+    shut_down_all([&node.node, &target]).await;
+}
+
+// WR-02: a full per-connection queue gives QuotaExceeded, and no other error.
+#[tokio::test]
+async fn wr_02_queue_full_quota_exceeded() {
+    let node = QueueOfOne(Node::new(test_config()));
+    node.enable_writing().await;
+    let receiver = FullNoopNode::new(test_config());
+    let addr = start_listening(&receiver.node).await;
+    node.0.connect(addr).await.unwrap();
+
+    let mut quota = 0;
+    for _ in 0..10 {
+        match node.unicast_fast(addr, Bytes::from_static(b"spam")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::QuotaExceeded => quota += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert!(quota >= 1, "the queue of 1 never filled up");
+    shut_down_all([&node.0, &receiver.node]).await;
+}
+
+/// Walks WR-03's confirmations: leading Ok(Ok), then the first other outcome must be
+/// Ok(Err(TimedOut)); anything after it may be Ok(Err(TimedOut)) or closed.
+fn check_write_timeout_outcomes(results: &[Option<io::Result<()>>]) {
+    let first_bad = results
+        .iter()
+        .position(|r| !matches!(r, Some(Ok(()))))
+        .expect("every message was flushed to a peer that never reads");
+    match &results[first_bad] {
+        Some(Err(e)) => assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}"),
+        other => panic!("the failing batch's message got {other:?}, not Ok(Err(TimedOut))"),
+    }
+    for r in &results[first_bad..] {
+        match r {
+            None => {}
+            Some(Err(e)) => assert_eq!(e.kind(), ErrorKind::TimedOut),
+            Some(Ok(())) => panic!("a message after the failed batch was flushed"),
+        }
+    }
+}
+
+// WR-03: a write timeout reaches the confirmations as Ok(Err(TimedOut)); it is counted, and
+// the connection goes away with origin Writing.
+#[tokio::test]
+async fn wr_03_write_timeout_reaches_confirmations() {
+    let (node, addr, _l, _s) = blocked_pipe().await;
+    let confs = queue_32_big(&node, addr);
+    let results = resolve_all(confs, Duration::from_secs(2)).await;
+    check_write_timeout_outcomes(&results);
+    assert!(node.node.heuristics().write_timeouts() >= 1);
+    wait_until(SEC, || node.node.num_connected() == 0).await;
+    wait_until(SEC, || !node.origins.lock().unwrap().is_empty()).await;
+    assert_eq!(
+        *node.origins.lock().unwrap(),
+        vec![DisconnectOrigin::Writing]
+    );
+    node.node.shut_down().await;
+}
+
+// WR-03 on a multi-threaded runtime, where the writer may start on a partial batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wr_03_write_timeout_reaches_confirmations_multi_thread() {
+    let (node, addr, _l, _s) = blocked_pipe().await;
+    let confs = queue_32_big(&node, addr);
+    let results = resolve_all(confs, Duration::from_secs(2)).await;
+    check_write_timeout_outcomes(&results);
+    wait_until(SEC, || node.node.num_connected() == 0).await;
+    assert_eq!(node.node.heuristics().write_timeouts(), 1);
+    node.node.shut_down().await;
+}
+
+// WR-05: messages queued together are one batch with one outcome and one timeout: all 32 fail
+// the same way, together, ~200ms in (not 32 x 200ms).
+#[tokio::test]
+async fn wr_05_batch_shares_outcome_and_timeout() {
+    let (node, addr, _l, _s) = blocked_pipe().await;
+    let start = Instant::now();
+    let confs = queue_32_big(&node, addr);
+    let results = resolve_all(confs, Duration::from_secs(2)).await;
+    assert!(start.elapsed() < SEC, "the batch didn't share one timeout");
+    for r in &results {
+        match r {
+            Some(Err(e)) => assert_eq!(e.kind(), ErrorKind::TimedOut),
+            other => panic!("expected the batch's TimedOut, got {other:?}"),
+        }
+    }
+    assert_eq!(node.node.heuristics().write_timeouts(), 1);
+    node.node.shut_down().await;
+}
+
+// WR-04: the deprecated broadcast: Unsupported without Writing.
+#[tokio::test]
+#[allow(deprecated)]
+async fn wr_04_broadcast_without_writing_is_unsupported() {
+    let node = FullNoopNode::new(test_config());
+    let err = node.broadcast(Bytes::from_static(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    node.node.shut_down().await;
+}
+
+// WR-04: the deprecated broadcast queues to every peer and skips (rather than reports) a peer
+// whose queue is full.
+#[tokio::test]
+#[allow(deprecated)]
+async fn wr_04_broadcast_skips_failing_peers() {
+    let node = QueueOfOne(Node::new(test_config()));
+    node.enable_writing().await;
+    let mut readers = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let r = Peer::new(test_config());
+        r.enable_reading().await;
+        addrs.push(start_listening(&r.node).await);
+        node.0.connect(*addrs.last().unwrap()).await.unwrap();
+        readers.push(r);
+    }
+    // fill the first peer's queue (no await: the writer can't drain it meanwhile)
+    node.unicast_fast(addrs[0], Bytes::from_static(b"first"))
+        .unwrap();
+    node.broadcast(Bytes::from_static(b"all")).unwrap();
+
+    wait_until(SEC, || readers.iter().all(|r| r.processed() == 1)).await;
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(readers[0].payloads(), vec![Bytes::from_static(b"first")]);
+    assert_eq!(readers[1].payloads(), vec![Bytes::from_static(b"all")]);
+    assert_eq!(readers[2].payloads(), vec![Bytes::from_static(b"all")]);
+    shut_down_all(readers.iter().map(|r| &r.node).chain([&node.0])).await;
+}
+
+// WR-04: the recommended broadcast (connected_addrs + unicast_fast) reaches all 4 peers twice.
+#[tokio::test]
+async fn wr_04_simple_broadcast() {
+    let hub = Peer::new(test_config());
+    hub.enable_writing().await;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let r = Peer::new(test_config());
+        r.enable_reading().await;
+        let addr = start_listening(&r.node).await;
+        hub.node.connect(addr).await.unwrap();
+        readers.push(r);
+    }
+    for round in 0..2u8 {
+        for addr in hub.node.connected_addrs() {
+            hub.unicast_fast(addr, Bytes::from(vec![round])).unwrap();
+        }
+    }
+    wait_until(SEC, || readers.iter().all(|r| r.processed() == 2)).await;
+    shut_down_all(readers.iter().map(|r| &r.node).chain([&hub.node])).await;
+}
+
+/// Encodes strings with the same framing as [`TestCodec`].
+struct StrCodec;
+
+impl Encoder<String> for StrCodec {
+    type Error = io::Error;
+    fn encode(&mut self, msg: String, dst: &mut BytesMut) -> io::Result<()> {
+        dst.put_u16(msg.len() as u16);
+        dst.extend_from_slice(msg.as_bytes());
+        Ok(())
+    }
+}
+
+/// A second owner of a node whose Writing impl uses another message type (API misuse).
+#[derive(Clone)]
+struct Impostor(Node);
+
+impl Pea2Pea for Impostor {
+    fn node(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl Writing for Impostor {
+    type Message = String;
+    type Codec = StrCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> StrCodec {
+        StrCodec
+    }
+}
+
+// WR-06: a second wrapper with another message type gets Unsupported, never a panic; the
+// real owner keeps working.
+#[tokio::test]
+async fn wr_06_wrapper_with_other_message_type() {
+    let owner = Peer::new(test_config());
+    owner.enable_writing().await;
+    let impostor = Impostor(owner.node.clone());
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    owner.node.connect(addr).await.unwrap();
+
+    let err = impostor.unicast(addr, "wrong".into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = impostor.unicast_fast(addr, "wrong".into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+
+    send_dm(&owner, addr, Bytes::from_static(b"right"))
+        .await
+        .unwrap();
+    wait_until(SEC, || receiver.processed() == 1).await;
+    assert_eq!(receiver.payloads(), vec![Bytes::from_static(b"right")]);
+    shut_down_all([&owner.node, &receiver.node]).await;
+}
+
+// WR-07: after a fast reconnect to the same address, unicast works: the old connection's cleanup
+// never removes the new connection's sender. Alternates between a local disconnect and a
+// peer-side one (noticed by Reading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wr_07_fast_reconnect_keeps_new_sender() {
+    let node = Peer::new(test_config());
+    node.enable_rw().await;
+    let peer = Peer::new(test_config());
+    peer.enable_rw().await;
+    let addr = start_listening(&peer.node).await;
+
+    for round in 0..30 {
+        node.node.connect(addr).await.unwrap();
+        send_dm(&node, addr, Bytes::from(vec![round as u8; 1]))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: unicast after reconnect failed: {e}"));
+        wait_until_desc(SEC, "the message to arrive", || {
+            peer.processed() == round + 1
+        })
+        .await;
+        if round % 2 == 0 {
+            assert!(node.node.disconnect(addr).await);
+        } else {
+            wait_until_desc(SEC, "peer registers", || peer.node.num_connected() == 1).await;
+            let theirs = peer.node.connected_addrs()[0];
+            assert!(peer.node.disconnect(theirs).await);
+            wait_until_desc(SEC, "EOF noticed", || !node.node.is_connected(addr)).await;
+        }
+        wait_until_desc(SEC, "peer drops", || peer.node.num_connected() == 0).await;
+    }
+    shut_down_all([&node.node, &peer.node]).await;
+}
+
+// WR-08: a node without Writing can't send, and the peer receives nothing.
+#[tokio::test]
+async fn wr_08_no_writing_no_sending() {
+    let node = FullNoopNode::new(test_config());
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    node.node.connect(addr).await.unwrap();
+    let err = send_dm(&node, addr, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.node.stats().received(), (0, 0));
+    assert_eq!(receiver.processed(), 0);
+    shut_down_all([&node.node, &receiver.node]).await;
+}
