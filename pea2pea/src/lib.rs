@@ -32,7 +32,10 @@ pub use heuristics::Heuristics;
 pub use message::{DecodeError, DecodeErrorKind, Message, Reader};
 pub use node::{Node, ShuttingDown};
 pub use pea2pea_macros::Message;
-pub use pea2pea_macros::{node, protocol};
+#[doc = include_str!("dsl/node.md")]
+pub use pea2pea_macros::node;
+#[doc = include_str!("dsl/protocol.md")]
+pub use pea2pea_macros::protocol;
 pub use stats::Stats;
 pub use topology::{Topology, connect_nodes};
 
