@@ -8,7 +8,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
     },
     time::Duration,
 };
@@ -385,5 +385,102 @@ async fn err_07_stale_guard_spares_new_connection() {
         };
         assert_eq!(*origin, expected, "round {round}: {origins:?}");
     }
+    shut_down_all([&node.node, &peer.node]).await;
+}
+
+/// TestCodec, except that decoding "slow" blocks its thread for 300ms (and flags it).
+struct SlowDecoder {
+    started: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Decoder for SlowDecoder {
+    type Item = Bytes;
+    type Error = io::Error;
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Bytes>> {
+        let msg = TestCodec.decode(src)?;
+        if msg.as_deref() == Some(b"slow") {
+            self.started.store(true, SeqCst);
+            // a blocking decode: the task running it can't be cancelled until it returns
+            std::thread::sleep(Duration::from_millis(300));
+            self.finished.store(true, SeqCst);
+        }
+        Ok(msg)
+    }
+}
+
+/// A reader with [`SlowDecoder`] that records its disconnect origins.
+#[derive(Clone)]
+struct SlowReader {
+    node: Node,
+    started: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    origins: Arc<Mutex<Vec<DisconnectOrigin>>>,
+}
+
+impl Pea2Pea for SlowReader {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Reading for SlowReader {
+    type Message = Bytes;
+    type Codec = SlowDecoder;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> SlowDecoder {
+        SlowDecoder {
+            started: self.started.clone(),
+            finished: self.finished.clone(),
+        }
+    }
+    async fn process_message(&self, _: SocketAddr, _: Bytes) {}
+}
+
+impl OnDisconnect for SlowReader {
+    async fn on_disconnect(&self, _: SocketAddr, origin: DisconnectOrigin) {
+        self.origins.lock().unwrap().push(origin);
+    }
+}
+
+// ERR-07: the old connection's reader, still busy when its connection is torn down and
+// replaced, must not tear down the new connection when its cleanup guard finally runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn err_07_busy_old_reader_spares_new_connection() {
+    let node = SlowReader {
+        node: Node::new(test_config()),
+        started: Default::default(),
+        finished: Default::default(),
+        origins: Default::default(),
+    };
+    node.enable_reading().await;
+    node.enable_on_disconnect().await;
+    let peer = Peer::new(test_config());
+    peer.enable_rw().await;
+    let addr = start_listening(&peer.node).await;
+    node.node.connect(addr).await.unwrap();
+    wait_for_connections(&peer.node, 1).await;
+
+    let theirs = peer.node.connected_addrs()[0];
+    send_dm(&peer, theirs, Bytes::from_static(b"slow"))
+        .await
+        .unwrap();
+    wait_until(SEC, || node.started.load(SeqCst)).await;
+    // replace the connection while the old reader is stuck in its decode
+    assert!(node.node.disconnect(addr).await);
+    let start = std::time::Instant::now();
+    while let Err(e) = node.node.connect(addr).await {
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        assert!(start.elapsed() < SEC, "couldn't reconnect");
+        tokio::task::yield_now().await;
+    }
+    // the old reader finishes its poll and is then dropped; give its cleanup time to run
+    wait_until(SEC, || node.finished.load(SeqCst)).await;
+    sleep(Duration::from_millis(200)).await;
+
+    assert!(
+        node.node.is_connected(addr),
+        "a stale guard tore down the new connection"
+    );
+    assert_eq!(*node.origins.lock().unwrap(), vec![DisconnectOrigin::User]);
     shut_down_all([&node.node, &peer.node]).await;
 }

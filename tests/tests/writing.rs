@@ -3,7 +3,10 @@
 use std::{
     io::{self, ErrorKind},
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering::SeqCst},
+    },
     time::{Duration, Instant},
 };
 
@@ -492,4 +495,88 @@ async fn wr_08_no_writing_no_sending() {
     assert_eq!(receiver.node.stats().received(), (0, 0));
     assert_eq!(receiver.processed(), 0);
     shut_down_all([&node.node, &receiver.node]).await;
+}
+
+/// TestCodec, except that encoding "slow" blocks its thread for 300ms (and flags it).
+struct SlowEncodeCodec {
+    started: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Encoder<Bytes> for SlowEncodeCodec {
+    type Error = io::Error;
+    fn encode(&mut self, msg: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        if &msg[..] == b"slow" {
+            self.started.store(true, SeqCst);
+            // a blocking encode: the task running it can't be cancelled until it returns
+            std::thread::sleep(Duration::from_millis(300));
+            self.finished.store(true, SeqCst);
+        }
+        TestCodec.encode(msg, dst)
+    }
+}
+
+/// A writer with [`SlowEncodeCodec`].
+#[derive(Clone)]
+struct SlowEncoder {
+    node: Node,
+    started: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Pea2Pea for SlowEncoder {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Writing for SlowEncoder {
+    type Message = Bytes;
+    type Codec = SlowEncodeCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> SlowEncodeCodec {
+        SlowEncodeCodec {
+            started: self.started.clone(),
+            finished: self.finished.clone(),
+        }
+    }
+}
+
+// WR-07: the old connection's writer, still busy when its connection is torn down and replaced,
+// must not remove the new connection's sender when it finally goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wr_07_stale_writer_cleanup_spares_new_sender() {
+    let node = SlowEncoder {
+        node: Node::new(test_config()),
+        started: Default::default(),
+        finished: Default::default(),
+    };
+    node.enable_writing().await;
+    let peer = Peer::new(test_config());
+    peer.enable_reading().await;
+    let addr = start_listening(&peer.node).await;
+    node.node.connect(addr).await.unwrap();
+
+    node.unicast_fast(addr, Bytes::from_static(b"slow"))
+        .unwrap();
+    wait_until(SEC, || node.started.load(SeqCst)).await;
+    // replace the connection while the old writer is stuck in its encode
+    assert!(node.node.disconnect(addr).await);
+    let start = Instant::now();
+    while let Err(e) = node.node.connect(addr).await {
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        assert!(start.elapsed() < SEC, "couldn't reconnect");
+        tokio::task::yield_now().await;
+    }
+    // the old writer finishes its poll and is then dropped; give its cleanup time to run
+    wait_until(SEC, || node.finished.load(SeqCst)).await;
+    sleep(Duration::from_millis(100)).await;
+
+    send_dm(&node, addr, Bytes::from_static(b"fresh"))
+        .await
+        .expect("the new connection's sender is gone");
+    wait_until(SEC, || {
+        peer.payloads().contains(&Bytes::from_static(b"fresh"))
+    })
+    .await;
+    shut_down_all([&node.node, &peer.node]).await;
 }
