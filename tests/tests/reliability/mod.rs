@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod peer;
+pub mod types;
 
 use std::{
     future::Future,

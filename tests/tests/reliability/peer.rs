@@ -207,6 +207,9 @@ impl<const IDLE_MS: u64> Writing for Peer<IDLE_MS> {
 }
 
 impl<const IDLE_MS: u64> OnConnect for Peer<IDLE_MS> {
+    /// Not abortable, so that `on_connect` and `on_disconnect` pair up (HOOK-12).
+    const ABORTABLE: bool = false;
+
     async fn on_connect(&self, _addr: SocketAddr) {
         self.log.connects.fetch_add(1, Relaxed);
     }

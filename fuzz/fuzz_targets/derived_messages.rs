@@ -1,0 +1,18 @@
+//! The decoders of derived messages over arbitrary bytes: no panic, and whatever decodes
+//! re-encodes to bytes that decode to the same value (byte for byte, or shorter for overlong
+//! varints, for the types without maps or sets).
+#![no_main]
+
+#[path = "../../tests/tests/reliability/types.rs"]
+#[allow(dead_code)]
+mod types;
+
+use libfuzzer_sys::fuzz_target;
+use types::{Command, Envelope, Record, Tree, check_decoder};
+
+fuzz_target!(|data: &[u8]| {
+    check_decoder::<Envelope>(data, false);
+    check_decoder::<Record>(data, false);
+    check_decoder::<Tree>(data, true);
+    check_decoder::<Command>(data, true);
+});
