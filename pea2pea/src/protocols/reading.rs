@@ -75,8 +75,10 @@ where
     /// grows as frames need; the codec must bound the frame size.
     const INITIAL_BUFFER_SIZE: usize = 64 * 1024;
 
-    /// How long a connection may stay silent, in milliseconds, before it is dropped (counted in
-    /// [`Heuristics::idle_timeouts`](crate::Heuristics::idle_timeouts)). `0` disables it.
+    /// How long a connection may go without delivering a whole message, in milliseconds, before
+    /// it is dropped (counted in [`Heuristics::idle_timeouts`](crate::Heuristics::idle_timeouts)).
+    /// Time spent in [`process_message`](Reading::process_message) does not count, and neither
+    /// do stray bytes of a frame that never completes. `0` disables it.
     const IDLE_TIMEOUT_MS: u64 = 60_000;
 
     /// The decoded message.
@@ -142,6 +144,7 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
     let mut uncredited = 0;
 
     loop {
+        let mut any_message = false;
         loop {
             let before = buf.len();
             let decoded = codec.decode(&mut buf);
@@ -150,6 +153,7 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
                 Ok(Some(message)) => {
                     count_received(&ctx, std::mem::take(&mut uncredited));
                     deliver.send(message).await;
+                    any_message = true;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -157,6 +161,12 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
                     return;
                 }
             }
+        }
+
+        // only whole messages count as activity: a peer that drips bytes of a frame it never
+        // finishes is idle (and its partial frame is dropped with it)
+        if any_message {
+            idle.touch();
         }
 
         if buf.capacity() == 0 {
@@ -315,10 +325,12 @@ impl IdleTimer {
             Poll::Pending
         })
         .await;
-        if outcome.is_some() {
-            self.last_activity = Instant::now();
-        }
         outcome
+    }
+
+    /// Restarts the idle period (a message has arrived).
+    fn touch(&mut self) {
+        self.last_activity = Instant::now();
     }
 
     fn expired(&self, ctx: &ConnCtx) {
