@@ -172,7 +172,7 @@ pub async fn pea2pea_stream(senders: usize, count: usize, size: usize) -> Durati
     let payload = Bytes::from(vec![7u8; size]);
     let begin = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for sender in nodes.iter().cloned() {
+    for sender in nodes.clone() {
         let payload = payload.clone();
         tasks.spawn(async move {
             for _ in 0..count {
@@ -316,7 +316,7 @@ pub async fn pea2pea_connect_burst(clients: usize) -> Duration {
     }
     let begin = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for client in nodes.iter().cloned() {
+    for client in nodes.clone() {
         tasks.spawn(async move { client.node.connect(addr).await.unwrap() });
     }
     while tasks.join_next().await.is_some() {}

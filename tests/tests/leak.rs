@@ -5,12 +5,12 @@
 //! runtime, on the test's own thread).
 
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
+    alloc::System,
     io,
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicIsize, AtomicUsize, Ordering::SeqCst},
+        atomic::{AtomicUsize, Ordering::SeqCst},
     },
     time::Duration,
 };
@@ -21,55 +21,13 @@ use pea2pea::{
     protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
 };
 use pea2pea_tests::*;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokio::time::sleep;
 
-/// Bytes currently allocated on the heap, process-wide.
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-/// Forwards to the system allocator and keeps [`LIVE_BYTES`] up to date.
-struct CountingAllocator;
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the `GlobalAlloc`
-// contract; the bookkeeping only touches an atomic counter and never allocates.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's guarantees for `layout` are passed on as they are
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, SeqCst);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, SeqCst);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (through this allocator) with `layout`
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE_BYTES.fetch_sub(layout.size() as isize, SeqCst);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller vouches for
-        // `new_size`
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, SeqCst);
-        }
-        new
-    }
-}
-
+/// Counts every allocation, so that the test can read the live heap (no `unsafe` of our own:
+/// the counting allocator comes from `stats_alloc`).
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// All five protocols: a no-op handshake and hooks, counting Reading, Writing.
 #[derive(Clone)]
@@ -180,7 +138,8 @@ async fn cycle(hub: &Full, hub_addr: SocketAddr, round: usize) {
 /// The live heap once the runtime has had a moment to reap finished and aborted tasks.
 async fn settled_heap() -> isize {
     sleep(Duration::from_millis(100)).await;
-    LIVE_BYTES.load(SeqCst)
+    let stats = ALLOCATOR.stats();
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
 }
 
 // SHUT-08: 100 connect/exchange/shutdown cycles against one long-lived node leave the heap

@@ -311,7 +311,7 @@ impl IdleTimer {
                 (self.last_activity + limit).into(),
             ))
         });
-        let outcome = poll_fn(|cx| {
+        poll_fn(|cx| {
             if let Poll::Ready(out) = io.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
@@ -324,8 +324,7 @@ impl IdleTimer {
             }
             Poll::Pending
         })
-        .await;
-        outcome
+        .await
     }
 
     /// Restarts the idle period (a message has arrived).
