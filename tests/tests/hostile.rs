@@ -433,7 +433,6 @@ async fn silent_partial_frame_is_dropped_by_the_idle_timeout() {
 /// connection (and its partial frame) past the idle timeout: the timeout is about frames
 /// (RD-07: "the timer restarts with every received frame"), not bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: the idle timer restarts on every read, so a one-byte-per-100ms drip keeps a never-completing frame (and its buffer) forever"]
 async fn slow_drip_is_dropped_by_the_idle_timeout() {
     let _serial = SERIAL.lock().await;
     const IDLE: u64 = 300;
