@@ -1,39 +1,23 @@
-//! Per-node state of the DSL runtime (calls in flight, counters), kept beside the engine.
+//! Per-node state of the DSL runtime (calls in flight, counters).
 //!
 //! The user's struct has no room for it (`#[node]` adds no fields, so that the struct is built
-//! as written) and the engine has no extension slot, so it lives in a global map keyed by the
-//! node's identity: the address of its (reference-counted, never moved) statistics together
-//! with their creation instant, which a later node reusing the address cannot share. An entry
-//! holding nothing is pruned, so dropped nodes leave nothing behind unless they had counted
-//! something.
+//! as written), so it lives in the node itself, in a slot that is filled on first use: a node
+//! that never uses the DSL pays one empty `OnceLock`.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     io,
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
 };
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::{Node, Stats};
-
-type Key = (usize, Instant);
-
-static EXTS: Mutex<BTreeMap<Key, Arc<NodeExt>>> = Mutex::new(BTreeMap::new());
-
-/// Entries are pruned only once the map holds more than this many.
-const PRUNE_ABOVE: usize = 64;
-
-fn key(node: &Node) -> Key {
-    let stats: &Stats = node.stats();
-    (std::ptr::from_ref(stats) as usize, stats.created())
-}
+use crate::Node;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -57,12 +41,6 @@ pub(crate) struct NodeExt {
 }
 
 impl NodeExt {
-    fn is_empty(&self) -> bool {
-        self.fingerprint_rejections.load(Ordering::Relaxed) == 0
-            && self.invalid_requests.load(Ordering::Relaxed) == 0
-            && lock(&self.calls).is_empty()
-    }
-
     /// Reserves a call id for `addr`, unless `max` calls to it are already in flight.
     pub(crate) fn register(
         &self,
@@ -117,19 +95,10 @@ impl NodeExt {
 
 /// The state of `node`, created on first use.
 pub(crate) fn of(node: &Node) -> Arc<NodeExt> {
-    let mut exts = lock(&EXTS);
-    if let Some(ext) = exts.get(&key(node)) {
-        return ext.clone();
-    }
-    if exts.len() > PRUNE_ABOVE {
-        // Nobody else holds an entry that is only in the map (the map's lock is held), so an
-        // empty one would be recreated identical on its next use.
-        exts.retain(|_, ext| Arc::strong_count(ext) > 1 || !ext.is_empty());
-    }
-    exts.entry(key(node)).or_default().clone()
+    node.dsl_slot().get_or_init(Default::default).clone()
 }
 
 /// The state of `node` if it has any, without creating it.
 pub(crate) fn existing(node: &Node) -> Option<Arc<NodeExt>> {
-    lock(&EXTS).get(&key(node)).cloned()
+    node.dsl_slot().get().cloned()
 }

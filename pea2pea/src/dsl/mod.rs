@@ -5,7 +5,7 @@
 //! The DSL's per-node state (calls in flight, counters) lives beside the engine in a map keyed
 //! by the node's identity, so that `#[node]` adds no field to your struct.
 
-mod ext;
+pub(crate) mod ext;
 mod frame;
 mod handshake;
 mod rpc;

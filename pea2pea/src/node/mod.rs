@@ -12,7 +12,7 @@ use std::{
     fmt, io,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     listener: Listener,
     shutdown: Shutdown,
     next_conn_id: AtomicU64,
+    /// The DSL runtime's per-node state (rpc calls in flight, counters), made on first use.
+    dsl: OnceLock<Arc<crate::dsl::ext::NodeExt>>,
 }
 
 impl fmt::Debug for Node {
@@ -129,6 +131,7 @@ impl Node {
             listener: Default::default(),
             shutdown: Default::default(),
             next_conn_id: AtomicU64::new(0),
+            dsl: OnceLock::new(),
         }))
     }
 
@@ -264,6 +267,10 @@ impl Node {
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.0.shutdown.has_begun()
+    }
+
+    pub(crate) fn dsl_slot(&self) -> &OnceLock<Arc<crate::dsl::ext::NodeExt>> {
+        &self.0.dsl
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
