@@ -66,6 +66,8 @@ struct Counters {
     bursts: AtomicU64,
     peak_connected: AtomicU64,
     peak_connecting: AtomicU64,
+    peak_fds: AtomicU64,
+    peak_tasks: AtomicU64,
     violations: Mutex<Vec<String>>,
 }
 
@@ -371,10 +373,23 @@ async fn burster(world: Arc<World>, mut rng: Rng) {
     }
 }
 
-/// CHAOS-02: samples every node's counts against its limits.
+/// CHAOS-02: samples every node's counts against its limits; CHAOS-06: and the process's open
+/// fds (at most 4096) and the runtime's live tasks (at most 10,000).
 async fn sampler(world: Arc<World>) -> u64 {
     let mut samples = 0;
+    let mut rounds = 0u64;
     while !world.stop.load(Relaxed) {
+        rounds += 1;
+        if rounds.is_multiple_of(50) {
+            let (fds, tasks) = (open_fds(), alive_tasks());
+            world.counters.peak_fds.fetch_max(fds as u64, Relaxed);
+            world.counters.peak_tasks.fetch_max(tasks as u64, Relaxed);
+            if fds > 4096 || tasks > 10_000 {
+                world
+                    .counters
+                    .violation(format!("{fds} open fds and {tasks} live tasks"));
+            }
+        }
         for chaos in world.live_nodes() {
             let (connected, connecting) = (chaos.node.num_connected(), chaos.node.num_connecting());
             if connected > MAX_CONNECTIONS as usize || connecting > MAX_CONNECTING as usize {
@@ -488,7 +503,7 @@ async fn chaos() {
         "chaos figures: {ops} operations in {elapsed:.1?} ({:.0} ops/s), {} connections churned \
          ({} hook pairs), {spawned} nodes spawned and shut down, {} connects failed, {} \
          disconnects, {} flaps, {} unicast_fast, {} confirmed, {} send errors, {} received, \
-         {} bursts, {samples} limit samples (peak {} connected, {} connecting); fds {fds_at_start} -> {fds_end}, tasks \
+         {} bursts, {samples} limit samples (peak {} connected, {} connecting, {} fds, {} tasks); fds {fds_at_start} -> {fds_end}, tasks \
          {tasks_at_start} -> {tasks_end}",
         ops as f64 / elapsed.as_secs_f64(),
         counters.connects_ok.load(Relaxed),
@@ -503,6 +518,8 @@ async fn chaos() {
         counters.bursts.load(Relaxed),
         counters.peak_connected.load(Relaxed),
         counters.peak_connecting.load(Relaxed),
+        counters.peak_fds.load(Relaxed),
+        counters.peak_tasks.load(Relaxed),
     );
 
     let violations = counters.violations.lock().unwrap().clone();
