@@ -71,21 +71,22 @@ impl Counter {
 }
 
 /// A node that reads frames, counts their payload bytes, and (for ping-pong) echoes them.
+/// `QUEUE` is its outbound queue depth (the engine's default is 64).
 #[derive(Clone)]
-pub struct Peer {
+pub struct Peer<const QUEUE: usize = 64> {
     node: Node,
     counter: Arc<Counter>,
     echo: bool,
     replies: Option<mpsc::UnboundedSender<()>>,
 }
 
-impl Pea2Pea for Peer {
+impl<const QUEUE: usize> Pea2Pea for Peer<QUEUE> {
     fn node(&self) -> &Node {
         &self.node
     }
 }
 
-impl Peer {
+impl<const QUEUE: usize> Peer<QUEUE> {
     fn new(echo: bool) -> Self {
         Self {
             node: Node::new(config()),
@@ -96,7 +97,7 @@ impl Peer {
     }
 }
 
-impl Reading for Peer {
+impl<const QUEUE: usize> Reading for Peer<QUEUE> {
     type Message = BytesMut;
     type Codec = LengthDelimitedCodec;
 
@@ -115,7 +116,9 @@ impl Reading for Peer {
     }
 }
 
-impl Writing for Peer {
+impl<const QUEUE: usize> Writing for Peer<QUEUE> {
+    const MESSAGE_QUEUE_DEPTH: usize = QUEUE;
+
     type Message = Bytes;
     type Codec = LengthDelimitedCodec;
 
@@ -124,22 +127,22 @@ impl Writing for Peer {
     }
 }
 
-impl Handshake for Peer {
+impl<const QUEUE: usize> Handshake for Peer<QUEUE> {
     async fn perform_handshake(&self, mut conn: Connection) -> io::Result<Connection> {
         self.borrow_stream(&mut conn).set_nodelay(true)?;
         Ok(conn)
     }
 }
 
-impl OnConnect for Peer {
+impl<const QUEUE: usize> OnConnect for Peer<QUEUE> {
     async fn on_connect(&self, _addr: SocketAddr) {}
 }
 
-impl OnDisconnect for Peer {
+impl<const QUEUE: usize> OnDisconnect for Peer<QUEUE> {
     async fn on_disconnect(&self, _addr: SocketAddr, _origin: DisconnectOrigin) {}
 }
 
-async fn start(peer: &Peer) -> SocketAddr {
+async fn start<const QUEUE: usize>(peer: &Peer<QUEUE>) -> SocketAddr {
     peer.enable_handshake().await;
     peer.enable_reading().await;
     peer.enable_writing().await;
@@ -147,7 +150,7 @@ async fn start(peer: &Peer) -> SocketAddr {
 }
 
 /// Queues a message, yielding while the connection's queue is full.
-async fn send(peer: &Peer, addr: SocketAddr, msg: Bytes) {
+async fn send<const QUEUE: usize>(peer: &Peer<QUEUE>, addr: SocketAddr, msg: Bytes) {
     loop {
         match peer.unicast_fast(addr, msg.clone()) {
             Ok(()) => return,
@@ -158,13 +161,18 @@ async fn send(peer: &Peer, addr: SocketAddr, msg: Bytes) {
 }
 
 /// `senders` nodes each send `count` messages of `size` bytes to one receiver; returns the
-/// time from the first send until the receiver has every byte.
-pub async fn pea2pea_stream(senders: usize, count: usize, size: usize) -> Duration {
-    let receiver = Peer::new(false);
+/// time from the first send until the receiver has every byte. `QUEUE` is the senders'
+/// outbound queue depth, which bounds how many messages one write can carry.
+pub async fn pea2pea_stream<const QUEUE: usize>(
+    senders: usize,
+    count: usize,
+    size: usize,
+) -> Duration {
+    let receiver = Peer::<QUEUE>::new(false);
     let addr = start(&receiver).await;
     let mut nodes = Vec::new();
     for _ in 0..senders {
-        let sender = Peer::new(false);
+        let sender = Peer::<QUEUE>::new(false);
         start(&sender).await;
         sender.node.connect(addr).await.unwrap();
         nodes.push(sender);
@@ -244,12 +252,12 @@ pub async fn raw_stream(senders: usize, count: usize, size: usize) -> Duration {
 
 /// Round-trip times of `rounds` request/response exchanges of `size` bytes, one at a time.
 pub async fn pea2pea_pingpong(rounds: usize, size: usize) -> Vec<Duration> {
-    let server = Peer::new(true);
+    let server = Peer::<64>::new(true);
     let addr = start(&server).await;
     let (replies, mut replied) = mpsc::unbounded_channel();
-    let client = Peer {
+    let client = Peer::<64> {
         replies: Some(replies),
-        ..Peer::new(false)
+        ..Peer::<64>::new(false)
     };
     start(&client).await;
     client.node.connect(addr).await.unwrap();
@@ -304,11 +312,11 @@ pub async fn raw_pingpong(rounds: usize, size: usize) -> Vec<Duration> {
 
 /// `clients` nodes dial one node at once; returns the time until every dial has completed.
 pub async fn pea2pea_connect_burst(clients: usize) -> Duration {
-    let server = Peer::new(false);
+    let server = Peer::<64>::new(false);
     let addr = start(&server).await;
     let mut nodes = Vec::new();
     for _ in 0..clients {
-        let client = Peer::new(false);
+        let client = Peer::<64>::new(false);
         client.enable_handshake().await;
         client.enable_reading().await;
         client.enable_writing().await;
@@ -387,9 +395,9 @@ pub async fn raw_connect_burst(clients: usize) -> Duration {
 
 /// Time to connect and disconnect `rounds` times, one after the other.
 pub async fn pea2pea_connect_sequential(rounds: usize) -> Duration {
-    let server = Peer::new(false);
+    let server = Peer::<64>::new(false);
     let addr = start(&server).await;
-    let client = Peer::new(false);
+    let client = Peer::<64>::new(false);
     start(&client).await;
     let begin = Instant::now();
     for _ in 0..rounds {
@@ -405,7 +413,7 @@ pub async fn pea2pea_connect_sequential(rounds: usize) -> Duration {
 /// Time to create a node, enable all five protocols and start listening; then to shut it down.
 pub async fn pea2pea_startup_shutdown() -> (Duration, Duration) {
     let begin = Instant::now();
-    let peer = Peer::new(false);
+    let peer = Peer::<64>::new(false);
     start(&peer).await;
     let started = begin.elapsed();
     let begin = Instant::now();
@@ -429,7 +437,7 @@ pub async fn pea2pea_idle_nodes(count: usize) -> (u64, Vec<Node>) {
     let before = resident();
     let mut nodes = Vec::with_capacity(count);
     for _ in 0..count {
-        let peer = Peer::new(false);
+        let peer = Peer::<64>::new(false);
         start(&peer).await;
         nodes.push(peer.node.clone());
     }
@@ -456,7 +464,7 @@ pub async fn raw_idle_nodes(count: usize) -> (u64, Vec<tokio::task::JoinHandle<(
 /// Memory per idle connection on a node with all five protocols, dialled by plain sockets
 /// that sent one message each (so that buffers exist, as on a connection that was used).
 pub async fn pea2pea_idle_connections(count: usize) -> (u64, Node, Vec<TcpStream>) {
-    let server = Peer::new(false);
+    let server = Peer::<64>::new(false);
     let addr = start(&server).await;
     let before = resident();
     let streams = dial_and_greet(addr, count).await;

@@ -2,13 +2,15 @@
 //! the end of a connection's task into a disconnect.
 
 use std::{
-    future::Future,
+    future::{Future, poll_fn},
     net::SocketAddr,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    task::Poll,
 };
 
 use tokio::task::JoinHandle;
@@ -18,6 +20,22 @@ use crate::{DisconnectOrigin, Node};
 
 /// A type-erased future the engine can spawn.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A panic in user code, caught before it could unwind into the engine.
+pub(crate) struct Panicked;
+
+/// Runs a boxed future, turning a panic in any of its polls into [`Panicked`], so that user
+/// code can run inline (no task of its own) without a panic escaping into the caller.
+pub(crate) async fn catch_unwind<T>(mut future: BoxFuture<T>) -> Result<T, Panicked> {
+    poll_fn(
+        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(Panicked)),
+        },
+    )
+    .await
+}
 
 /// Aborts its task when dropped, so that a cancelled caller never leaves work running detached.
 pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);

@@ -1,6 +1,7 @@
 //! The [`Node`]: configuration, state views, and the entry points of a connection's life
 //! (listening, dialling, disconnecting, shutting down), each in its own module.
 
+mod addr_hash;
 mod listener;
 pub(crate) mod registry;
 mod setup;

@@ -23,6 +23,7 @@ use tokio::{
 
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use super::addr_hash::AddrHashState;
 use crate::{
     ConnectionInfo, Node, ShuttingDown, io::ConnReader, io::ConnWriter, protocols::AnySender,
 };
@@ -77,8 +78,8 @@ impl Refusal {
 
 #[derive(Default)]
 struct Limits {
-    connecting: HashSet<SocketAddr>,
-    per_ip: HashMap<IpAddr, u16>,
+    connecting: HashSet<SocketAddr, AddrHashState>,
+    per_ip: HashMap<IpAddr, u16, AddrHashState>,
     shutting_down: bool,
 }
 
@@ -162,7 +163,7 @@ impl Entry {
 
 pub(crate) struct Registry {
     limits: Mutex<Limits>,
-    active: RwLock<HashMap<SocketAddr, Arc<Entry>>>,
+    active: RwLock<HashMap<SocketAddr, Arc<Entry>, AddrHashState>>,
     /// The setup budget (`max_connecting`), shared by inbound and outbound connections.
     budget: Arc<Semaphore>,
     max_connections: usize,

@@ -19,7 +19,7 @@ use crate::{
     Connection, ConnectionInfo, ConnectionSide, Heuristics, Node, ShuttingDown,
     io::{ConnReader, ConnWriter},
     protocols::{ConnCtx, HandshakeSlot, on_connect},
-    task::AbortOnDrop,
+    task::{Panicked, catch_unwind},
 };
 
 pub(super) async fn connect(
@@ -175,33 +175,29 @@ async fn set_up(
     Ok(())
 }
 
-/// Runs the user's handshake in a task of its own, so that a panic in it fails this connection
-/// only, and a timeout or shutdown can stop it.
+/// Runs the user's handshake with its timeout, stopping it if shutdown begins; a panic in it
+/// fails this connection only.
 async fn run_handshake(
     node: &Node,
     handshake: &HandshakeSlot,
     conn: Connection,
 ) -> io::Result<Connection> {
     let addr = conn.addr();
-    let mut task = AbortOnDrop(tokio::spawn(tokio::time::timeout(
-        handshake.timeout,
-        (handshake.run)(conn),
-    )));
+    let run = tokio::time::timeout(handshake.timeout, catch_unwind((handshake.run)(conn)));
     tokio::select! {
-        joined = &mut task.0 => match joined {
+        outcome = run => match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_elapsed)) => {
+            Ok(Err(Panicked)) => {
+                error!(parent: node.span(), "the handshake with {addr} panicked");
+                Err(io::Error::other("the handshake panicked"))
+            }
+            Err(_elapsed) => {
                 Heuristics::bump(&node.heuristics().handshake_timeouts);
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("the handshake with {addr} took longer than {:?}", handshake.timeout),
                 ))
             }
-            Err(e) if e.is_panic() => {
-                error!(parent: node.span(), "the handshake with {addr} panicked");
-                Err(io::Error::other("the handshake panicked"))
-            }
-            Err(_) => Err(ShuttingDown::error()),
         },
         _ = node.0.shutdown.cancelled() => Err(ShuttingDown::error()),
     }

@@ -6,7 +6,10 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{debug, error, warn};
 
 use super::registry::Entry;
-use crate::{DisconnectOrigin, Node, task::AbortOnDrop};
+use crate::{
+    DisconnectOrigin, Node,
+    task::{Panicked, catch_unwind},
+};
 
 impl Node {
     /// Tears down the connection with `addr` (only the one with `conn_id`, if given). Returns
@@ -29,16 +32,16 @@ impl Node {
         debug!(parent: _finish.entry.info.span(), "disconnecting ({origin:?})");
 
         if let Some(hook) = self.protocols().on_disconnect() {
-            // a task of its own, so that a panic in the hook cannot unwind into our caller
-            let mut task = AbortOnDrop(tokio::spawn((hook.run)(addr, origin)));
-            match tokio::time::timeout(hook.timeout, &mut task.0).await {
-                Err(_) => {
-                    warn!(parent: self.span(), "on_disconnect({addr}) took longer than {:?}; cut short", hook.timeout)
-                }
-                Ok(Err(e)) if e.is_panic() => {
-                    error!(parent: self.span(), "on_disconnect({addr}) panicked")
-                }
-                Ok(_) => {}
+            // inline, so that a cancelled disconnect drops the hook with it; a panic in the
+            // hook is caught and does not unwind into our caller
+            let run = catch_unwind((hook.run)(addr, origin));
+            match tokio::time::timeout(hook.timeout, run).await {
+                Ok(Ok(())) => {}
+                Ok(Err(Panicked)) => error!(parent: self.span(), "on_disconnect({addr}) panicked"),
+                Err(_) => warn!(
+                    parent: self.span(),
+                    "on_disconnect({addr}) took longer than {:?}; cut short", hook.timeout
+                ),
             }
         }
         true
