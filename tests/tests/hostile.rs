@@ -108,7 +108,7 @@ async fn lying_header_is_cheap(framing: Framing, headers: &[&[u8]]) {
         settled(&target, 0).await;
         let allocated = region.change().bytes_allocated;
         tried(1);
-
+        eprintln!("{framing:?} header {header:02x?}: {allocated} bytes allocated");
         assert!(
             allocated < MIB,
             "{framing:?}: header {header:02x?} made the node allocate {allocated} bytes"
@@ -178,6 +178,7 @@ async fn header_at_the_limit_reserves_at_most_one_frame() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let allocated = region.change().bytes_allocated;
     tried(1);
+    eprintln!("a pending 1 MiB frame: {allocated} bytes allocated");
     assert!(
         allocated < MIB + 256 * 1024,
         "a pending 1 MiB frame made the node allocate {allocated} bytes"
@@ -300,10 +301,12 @@ async fn garbage_bytes_into_a_derived_message_codec() {
         CONNECTIONS + 1,
         "every garbage connection (and the good one) ended on the reading side"
     );
-    // 201 connections, each with at most one 64 KiB read buffer and one error
+    // each of the 201 connections costs about one 64 KiB read buffer (plus both ends' small
+    // change): nothing near what a lying header asks for
+    let budget = (CONNECTIONS + 1) * 128 * 1024;
     assert!(
-        allocated < 201 * 80 * 1024,
-        "garbage cost {allocated} bytes"
+        allocated < budget,
+        "garbage cost {allocated} bytes (budget {budget})"
     );
     good.round_trip(addr, 3).await;
     shut_down_all(&[&target.node, &good.node]).await;
@@ -838,4 +841,36 @@ async fn peer_closing_mid_frame_message_codec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_closing_mid_frame_length_delimited_codec() {
     closes_mid_frame(Framing::LengthDelimited).await;
+}
+
+/// ARCHITECTURE.md ("Lazy buffers"): a connection holds no read buffer until bytes arrive, so
+/// a crowd of idle (or silent, hostile) connections costs little memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "engine bug: tokio reports a fresh socket readable at once, so read_loop's ready() returns before any byte arrives and every new connection allocates its 64 KiB read buffer (about 69 KB per idle connection)"]
+async fn idle_connections_hold_no_read_buffer() {
+    let _serial = SERIAL.lock().await;
+    const IDLE_PEERS: usize = 50;
+    let (target, addr) =
+        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+    // one connection first, so that one-off allocations (maps, task slabs) are out of the way
+    let _first = raw_registered(&target, addr).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let before = reliability::live_bytes(GLOBAL.stats());
+    let mut idle = Vec::new();
+    for _ in 0..IDLE_PEERS {
+        idle.push(raw_registered(&target, addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let per_connection = (reliability::live_bytes(GLOBAL.stats()) - before) / IDLE_PEERS as isize;
+    tried(IDLE_PEERS);
+    eprintln!("an idle registered connection holds {per_connection} bytes of heap");
+    drop(idle);
+    settled(&target, 1).await;
+    shut_down_all(&[&target.node]).await;
+    assert!(
+        per_connection < 16 * 1024,
+        "each idle connection holds {per_connection} bytes: its 64 KiB read buffer was allocated \
+         before any byte arrived"
+    );
 }

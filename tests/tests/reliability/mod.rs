@@ -187,7 +187,8 @@ pub fn seed_from_env(var: &str) -> u64 {
     seed
 }
 
-/// Live heap bytes according to a `stats_alloc` counting allocator.
+/// Live heap bytes according to a `stats_alloc` counting allocator (its byte counts already
+/// include what reallocations grew or shrank by).
 pub fn live_bytes(stats: stats_alloc::Stats) -> isize {
-    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
 }
