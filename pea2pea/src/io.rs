@@ -28,12 +28,21 @@ pub(crate) enum ConnWriter {
 }
 
 impl ConnReader {
-    /// Waits until the socket has something to read, so that an idle connection need not hold
-    /// a read buffer. Wrapped streams give no such signal and return at once.
-    pub(crate) async fn ready(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(half) => half.readable().await,
-            Self::Boxed(_) => Ok(()),
+    /// Reads a connection's first bytes into `scratch` without a buffer of its own, so that a
+    /// silent connection costs no read buffer; `None` for a wrapped stream, which is read
+    /// through its buffer from the start. tokio reports a new socket readable before anything
+    /// arrived, so readiness alone proves nothing: only a read that returns bytes does.
+    pub(crate) async fn first_read(&self, scratch: &mut [u8]) -> io::Result<Option<usize>> {
+        let Self::Tcp(half) = self else {
+            return Ok(None);
+        };
+        loop {
+            half.readable().await?;
+            match half.try_read(scratch) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -846,7 +846,6 @@ async fn peer_closing_mid_frame_length_delimited_codec() {
 /// ARCHITECTURE.md ("Lazy buffers"): a connection holds no read buffer until bytes arrive, so
 /// a crowd of idle (or silent, hostile) connections costs little memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: tokio reports a fresh socket readable at once, so read_loop's ready() returns before any byte arrives and every new connection allocates its 64 KiB read buffer (about 69 KB per idle connection)"]
 async fn idle_connections_hold_no_read_buffer() {
     let _serial = SERIAL.lock().await;
     const IDLE_PEERS: usize = 50;

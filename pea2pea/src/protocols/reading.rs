@@ -133,6 +133,9 @@ where
     ) -> impl Future<Output = ()> + Send;
 }
 
+/// The scratch space for a connection's first read, before it has a read buffer.
+const FIRST_READ: usize = 256;
+
 /// The connection's reader task: read, decode, count, deliver, until the connection ends.
 async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnReader, ctx: ConnCtx) {
     let _disconnect_when_done = ctx.guard(DisconnectOrigin::Reading, false);
@@ -170,9 +173,19 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
         }
 
         if buf.capacity() == 0 {
-            // an idle connection holds no read buffer until bytes arrive
-            match idle.limit(reader.ready()).await {
-                Some(Ok(())) => {}
+            // A connection that has sent nothing yet holds no read buffer: its first bytes are
+            // read into a small scratch space, and the buffer is made once they are in hand.
+            let mut first = [0u8; FIRST_READ];
+            match idle.limit(reader.first_read(&mut first)).await {
+                Some(Ok(Some(0))) => {
+                    return debug!(parent: ctx.info.span(), "{addr} closed the connection");
+                }
+                Some(Ok(Some(n))) => {
+                    buf.reserve(R::INITIAL_BUFFER_SIZE.max(n));
+                    buf.extend_from_slice(&first[..n]);
+                    continue;
+                }
+                Some(Ok(None)) => {} // a wrapped stream: read straight into the buffer
                 Some(Err(e)) => {
                     return debug!(parent: ctx.info.span(), "read error from {addr}: {e}");
                 }
