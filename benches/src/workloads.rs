@@ -149,12 +149,19 @@ async fn start<const QUEUE: usize>(peer: &Peer<QUEUE>) -> SocketAddr {
     peer.node.toggle_listener().await.unwrap().unwrap()
 }
 
-/// Queues a message, yielding while the connection's queue is full.
+/// Queues a message. A refused send (the queue is full) is retried at once, since an engine
+/// may make room as it refuses; only when the retry is refused too does the sender yield.
 async fn send<const QUEUE: usize>(peer: &Peer<QUEUE>, addr: SocketAddr, msg: Bytes) {
+    let mut refused = 0;
     loop {
         match peer.unicast_fast(addr, msg.clone()) {
             Ok(()) => return,
-            Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => tokio::task::yield_now().await,
+            Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => {
+                refused += 1;
+                if refused > 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
             Err(e) => panic!("send failed: {e}"),
         }
     }

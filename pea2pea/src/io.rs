@@ -4,7 +4,8 @@
 use std::{
     io,
     pin::Pin,
-    task::{Context, Poll},
+    sync::Arc,
+    task::{Context, Poll, ready},
 };
 
 use tokio::{
@@ -23,7 +24,8 @@ pub(crate) enum ConnReader {
 }
 
 pub(crate) enum ConnWriter {
-    Tcp(OwnedWriteHalf),
+    /// Shared with the connection's outbox, which may write to it directly (non-blocking).
+    Tcp(Arc<OwnedWriteHalf>),
     Boxed(BoxedWriter),
 }
 
@@ -60,6 +62,34 @@ impl AsyncRead for ConnReader {
     }
 }
 
+impl ConnWriter {
+    /// The TCP socket's write half, for writes that must not wait (`try_write`).
+    pub(crate) fn shared_tcp(&self) -> Option<Arc<OwnedWriteHalf>> {
+        match self {
+            Self::Tcp(half) => Some(half.clone()),
+            Self::Boxed(_) => None,
+        }
+    }
+}
+
+/// Writes through a shared TCP write half: wait for write readiness, then `try_write`, which
+/// clears the readiness when the socket is full (what tokio's own `poll_write` does).
+fn poll_write_shared(
+    half: &OwnedWriteHalf,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut(&OwnedWriteHalf) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        if let Err(e) = ready!(half.as_ref().poll_write_ready(cx)) {
+            return Poll::Ready(Err(e));
+        }
+        match write(half) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
 impl AsyncWrite for ConnWriter {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -67,7 +97,7 @@ impl AsyncWrite for ConnWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(half) => Pin::new(half).poll_write(cx, buf),
+            Self::Tcp(half) => poll_write_shared(half, cx, |h| h.try_write(buf)),
             Self::Boxed(half) => Pin::new(half).poll_write(cx, buf),
         }
     }
@@ -78,28 +108,32 @@ impl AsyncWrite for ConnWriter {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+            Self::Tcp(half) => poll_write_shared(half, cx, |h| h.try_write_vectored(bufs)),
             Self::Boxed(half) => Pin::new(half).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Self::Tcp(half) => half.is_write_vectored(),
+            Self::Tcp(_) => true,
             Self::Boxed(half) => half.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Tcp(half) => Pin::new(half).poll_flush(cx),
+            Self::Tcp(_) => Poll::Ready(Ok(())), // TCP writes are not buffered here
             Self::Boxed(half) => Pin::new(half).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Tcp(half) => Pin::new(half).poll_shutdown(cx),
+            // the write half shuts down when its last handle is dropped
+            Self::Tcp(half) => match Arc::get_mut(half) {
+                Some(half) => Pin::new(half).poll_shutdown(cx),
+                None => Poll::Ready(Ok(())),
+            },
             Self::Boxed(half) => Pin::new(half).poll_shutdown(cx),
         }
     }

@@ -213,7 +213,7 @@ fn into_halves(
     match (stream, reader, writer) {
         (Some(stream), _, _) => {
             let (read, write) = stream.into_split();
-            Ok((ConnReader::Tcp(read), ConnWriter::Tcp(write)))
+            Ok((ConnReader::Tcp(read), ConnWriter::Tcp(Arc::new(write))))
         }
         (None, Some(read), Some(write)) => Ok((ConnReader::Boxed(read), ConnWriter::Boxed(write))),
         _ => Err(io::Error::other(

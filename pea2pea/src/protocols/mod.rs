@@ -54,6 +54,12 @@ impl ConnCtx {
         self.info.addr()
     }
 
+    /// Counts a written batch in the connection's and the node's stats.
+    pub(crate) fn count_sent(&self, messages: usize, bytes: usize) {
+        self.info.stats().register_sent_messages(messages, bytes);
+        self.node.stats().register_sent_messages(messages, bytes);
+    }
+
     pub(crate) fn guard(
         &self,
         origin: DisconnectOrigin,

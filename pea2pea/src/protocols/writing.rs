@@ -8,9 +8,10 @@ use std::{
     time::Duration,
 };
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::{
     io::AsyncWriteExt,
+    net::tcp::OwnedWriteHalf,
     sync::{Notify, oneshot},
 };
 use tokio_util::codec::Encoder;
@@ -28,6 +29,11 @@ type Confirmation = oneshot::Sender<io::Result<()>>;
 /// writer task swaps that buffer for an empty one and writes it whole: one batch per wake-up.
 pub(crate) struct Outbox<C, M> {
     pending: Mutex<Pending<C>>,
+    /// The TCP socket, when the stream is not wrapped: a sender that finds the queue full
+    /// writes the batch out itself, without waiting for the writer task (see `write_now`).
+    direct: Option<Arc<OwnedWriteHalf>>,
+    /// Where a direct write is counted.
+    ctx: ConnCtx,
     /// Wakes the writer when the first message of a batch arrives or the outbox is stopped.
     ready: Notify,
     depth: usize,
@@ -44,19 +50,33 @@ struct Pending<C> {
     confirms: Vec<Confirmation>,
     /// The writer has stopped, or must: nothing more is accepted.
     stopped: bool,
+    /// The writer task holds a batch it is writing; nothing may be written before it.
+    writing: bool,
+    /// Bytes of `buf`'s batch that a direct write already sent (it was cut short).
+    pre_written: usize,
 }
 
 impl<C, M> Outbox<C, M> {
-    fn new(codec: C, depth: usize, initial_capacity: usize) -> Self {
+    fn new(
+        codec: C,
+        depth: usize,
+        initial_capacity: usize,
+        writer: &ConnWriter,
+        ctx: ConnCtx,
+    ) -> Self {
         let pending = Pending {
             codec,
             buf: BytesMut::new(),
             count: 0,
             confirms: Vec::new(),
             stopped: false,
+            writing: false,
+            pre_written: 0,
         };
         Self {
             pending: Mutex::new(pending),
+            direct: writer.shared_tcp(),
+            ctx,
             ready: Notify::new(),
             depth,
             initial_capacity,
@@ -79,6 +99,9 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             return Err(PushError::Stopped);
         }
         if pending.count >= self.depth {
+            // the message is refused, as the queue is full; but the batch goes to the socket
+            // now rather than when the writer task next runs, so a retry finds room at once
+            self.write_now(pending);
             return Err(PushError::Full);
         }
         if pending.buf.capacity() == 0 {
@@ -106,6 +129,37 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             self.ready.notify_one();
         }
         Ok(())
+    }
+}
+
+impl<C, M> Outbox<C, M> {
+    /// Writes the full pending batch straight to the socket, without blocking: what a sender
+    /// that finds the queue full does instead of waiting for the writer task to run (much as
+    /// `FramedWrite` writes at its buffer limit). Only when no batch is being written, so that
+    /// bytes stay in order; a write error is left for the writer task to meet and report.
+    fn write_now(&self, pending: &mut Pending<C>) {
+        let Some(socket) = &self.direct else {
+            return;
+        };
+        if pending.writing {
+            return;
+        }
+        match socket.try_write(&pending.buf) {
+            Ok(n) if n == pending.buf.len() => {
+                let bytes = n + std::mem::take(&mut pending.pre_written);
+                let messages = std::mem::take(&mut pending.count);
+                self.ctx.count_sent(messages, bytes);
+                for confirm in pending.confirms.drain(..) {
+                    let _ = confirm.send(Ok(()));
+                }
+                pending.buf.clear();
+            }
+            Ok(n) => {
+                pending.buf.advance(n);
+                pending.pre_written += n;
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -175,6 +229,8 @@ where
                             codec,
                             Self::MESSAGE_QUEUE_DEPTH,
                             Self::INITIAL_BUFFER_SIZE.max(1),
+                            &writer,
+                            ctx.clone(),
                         ));
                         let task = write_loop::<Self>(outbox.clone(), writer, ctx.clone());
                         Ok((Box::new(outbox) as _, Box::pin(task) as _))
@@ -323,7 +379,7 @@ async fn write_loop<W: Writing>(
     let timeout = Duration::from_millis(W::TIMEOUT_MS);
 
     loop {
-        let count = loop {
+        let (count, pre_written) = loop {
             {
                 let mut pending = lock(&outbox.pending);
                 if pending.stopped {
@@ -333,7 +389,9 @@ async fn write_loop<W: Writing>(
                     // the senders carry on filling the (empty) buffer we give back
                     std::mem::swap(&mut pending.buf, &mut batch);
                     std::mem::swap(&mut pending.confirms, &mut confirms);
-                    break std::mem::take(&mut pending.count);
+                    pending.writing = true;
+                    let pre_written = std::mem::take(&mut pending.pre_written);
+                    break (std::mem::take(&mut pending.count), pre_written);
                 }
             }
             outbox.ready.notified().await;
@@ -352,10 +410,10 @@ async fn write_loop<W: Writing>(
             ))
         });
 
+        lock(&outbox.pending).writing = false;
         match written {
             Ok(()) => {
-                ctx.info.stats().register_sent_messages(count, batch.len());
-                ctx.node.stats().register_sent_messages(count, batch.len());
+                ctx.count_sent(count, batch.len() + pre_written);
                 for confirm in confirms.drain(..) {
                     let _ = confirm.send(Ok(()));
                 }
