@@ -53,7 +53,7 @@ pub struct Counter {
 }
 
 impl Counter {
-    fn add(&self, n: usize) {
+    pub fn add(&self, n: usize) {
         let total = self.bytes.fetch_add(n as u64, Relaxed) + n as u64;
         let target = self.target.load(Relaxed);
         if target != 0 && total >= target {
@@ -61,7 +61,7 @@ impl Counter {
         }
     }
 
-    async fn wait_for(&self, target: u64) {
+    pub async fn wait_for(&self, target: u64) {
         self.target.store(target, Relaxed);
         while self.bytes.load(Relaxed) < target {
             // notify_one stores a permit, so a wake-up between the check and here is not lost
