@@ -85,6 +85,13 @@ macro_rules! pair {
             }
 
             #[divan::bench]
+            fn decode_pea2pea_slice(b: Bencher) {
+                // The same input as postcard's: borrowed bytes (`Bytes` fields are copied).
+                let frame = $make().to_bytes();
+                b.bench(|| <$ty>::from_slice(black_box(&frame)).unwrap());
+            }
+
+            #[divan::bench]
             fn decode_postcard(b: Bencher) {
                 let frame = postcard::to_allocvec(&$make()).unwrap();
                 b.bench(|| postcard::from_bytes::<$ty>(black_box(&frame)).unwrap());

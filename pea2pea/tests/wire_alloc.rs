@@ -226,7 +226,8 @@ fn nesting_is_capped() {
     let mut frame = vec![3u8; 127];
     frame.push(6);
     assert!(Chat::from_bytes(Bytes::from(frame)).is_ok());
-    let mut shallow = Reader::new(Bytes::from_static(&[3, 3, 6])).with_max_depth(2);
+    let frame = Bytes::from_static(&[3, 3, 6]);
+    let mut shallow = Reader::new(&frame).with_max_depth(2);
     assert!(Chat::decode(&mut shallow).is_err());
 }
 

@@ -62,6 +62,7 @@ pub fn expand(input: &Input) -> TokenStream {
                 #enc_body
             }
 
+            #[inline]
             fn decode(
                 src: &mut #m::Reader,
             ) -> ::core::result::Result<Self, #m::DecodeError> {

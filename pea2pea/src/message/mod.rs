@@ -134,9 +134,20 @@ pub trait Message: Sized {
         buf.freeze()
     }
 
-    /// Decodes a whole frame; bytes left over after the value are an error.
+    /// Decodes a whole frame; bytes left over after the value are an error. `Bytes` fields
+    /// are zero-copy slices of `frame`.
     fn from_bytes(frame: Bytes) -> Result<Self, DecodeError> {
-        let mut reader = Reader::new(frame);
+        let mut reader = Reader::new(&frame);
+        let value = Self::decode(&mut reader)?;
+        reader.finish()?;
+        Ok(value)
+    }
+
+    /// Decodes a whole frame from borrowed bytes; bytes left over after the value are an
+    /// error. `Bytes` fields are copied out of `frame` (use [`from_bytes`](Message::from_bytes)
+    /// to share them).
+    fn from_slice(frame: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::from_slice(frame);
         let value = Self::decode(&mut reader)?;
         reader.finish()?;
         Ok(value)

@@ -24,33 +24,51 @@ pub const PREALLOC_FACTOR: usize = 8;
 ///   for long without consuming input;
 /// * nesting through derived types is capped at [`DEFAULT_MAX_DEPTH`] levels.
 ///
-/// Byte strings are read as [`Bytes::slice`]s of the frame: decoding a `Bytes` field copies
-/// nothing. After a decoding error the reader's position is unspecified; drop it.
+/// A reader made with [`Reader::new`] from a [`Bytes`] frame reads byte strings as
+/// [`Bytes::slice`]s of it: decoding a `Bytes` field copies nothing. One made with
+/// [`Reader::from_slice`] borrows plain bytes and copies `Bytes` fields out of them. After a
+/// decoding error the reader's position is unspecified; drop it.
 ///
 /// ```
 /// use pea2pea::message::{Message, Reader};
 ///
-/// let mut reader = Reader::new(vec![0xac, 0x02, 7].into());
+/// let frame = bytes::Bytes::from(vec![0xac, 0x02, 7]);
+/// let mut reader = Reader::new(&frame);
 /// assert_eq!(u32::decode(&mut reader).unwrap(), 300);
 /// assert_eq!(reader.offset(), 2);
 /// assert_eq!(u8::decode(&mut reader).unwrap(), 7);
 /// reader.finish().unwrap();
 /// ```
 #[derive(Debug, Clone)]
-pub struct Reader {
-    buf: Bytes,
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    /// The frame `buf` is, when it is shared: byte strings are then sliced out of it.
+    frame: Option<&'a Bytes>,
     pos: usize,
     depth: u32,
     max_depth: u32,
     zero_sized_budget: usize,
 }
 
-impl Reader {
-    /// Starts reading `frame` from its beginning, with the default limits.
-    pub fn new(frame: Bytes) -> Self {
+impl<'a> Reader<'a> {
+    /// Starts reading `frame` from its beginning, with the default limits; `Bytes` fields
+    /// will be zero-copy slices of it.
+    #[inline]
+    pub fn new(frame: &'a Bytes) -> Self {
+        Self {
+            frame: Some(frame),
+            ..Self::from_slice(frame)
+        }
+    }
+
+    /// Starts reading borrowed bytes from their beginning, with the default limits; `Bytes`
+    /// fields will be copies.
+    #[inline]
+    pub fn from_slice(frame: &'a [u8]) -> Self {
         let zero_sized_budget = frame.len().max(MIN_ZERO_SIZED_BUDGET);
         Self {
             buf: frame,
+            frame: None,
             pos: 0,
             depth: 0,
             max_depth: DEFAULT_MAX_DEPTH,
@@ -65,16 +83,19 @@ impl Reader {
     }
 
     /// The offset of the next byte from the start of the frame.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.pos
     }
 
     /// How many bytes are left to read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// Fails if any bytes remain unread.
+    #[inline]
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
@@ -133,7 +154,10 @@ impl Reader {
         }
         let start = self.pos;
         self.pos += len;
-        Ok(self.buf.slice(start..self.pos))
+        Ok(match self.frame {
+            Some(frame) => frame.slice(start..self.pos),
+            None => Bytes::copy_from_slice(&self.buf[start..self.pos]),
+        })
     }
 
     /// Reads a varint of at most `max` bytes holding a value of `bits` bits; the last byte may

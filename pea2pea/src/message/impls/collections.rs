@@ -51,6 +51,7 @@ impl<T: Message> Message for VecDeque<T> {
         T::__encode_slice(b, dst);
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let len = src.read_seq_len::<T>("VecDeque")?;
         T::__decode_vec(src, len).map(VecDeque::from)
@@ -101,6 +102,7 @@ impl<T: Message + Ord> Message for BTreeSet<T> {
         self.iter().for_each(|item| item.encode(dst));
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let len = src.read_seq_len::<T>("BTreeSet")?;
         let mut out = BTreeSet::new();
@@ -130,6 +132,7 @@ where
         self.iter().for_each(|item| item.encode(dst));
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let len = src.read_seq_len::<T>("HashSet")?;
         let cap = src.capacity_for::<T>(len);
@@ -168,6 +171,7 @@ impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
         }
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let len = src.read_seq_len::<(K, V)>("BTreeMap")?;
         let mut out = BTreeMap::new();
@@ -207,6 +211,7 @@ where
         }
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let len = src.read_seq_len::<(K, V)>("HashMap")?;
         let cap = src.capacity_for::<(K, V)>(len);

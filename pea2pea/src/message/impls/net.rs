@@ -21,6 +21,7 @@ impl Message for Ipv4Addr {
         dst.extend_from_slice(&self.octets());
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         src.read_array::<4>("Ipv4Addr").map(Ipv4Addr::from)
     }
@@ -38,6 +39,7 @@ impl Message for Ipv6Addr {
         dst.extend_from_slice(&self.octets());
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         src.read_array::<16>("Ipv6Addr").map(Ipv6Addr::from)
     }
@@ -78,6 +80,7 @@ impl Message for IpAddr {
         }
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         Ok(if read_family(src, "IpAddr")? {
             IpAddr::V6(Ipv6Addr::decode(src)?)
@@ -100,6 +103,7 @@ impl Message for SocketAddrV4 {
         self.port().encode(dst);
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         Ok(SocketAddrV4::new(Ipv4Addr::decode(src)?, u16::decode(src)?))
     }
@@ -119,6 +123,7 @@ impl Message for SocketAddrV6 {
         self.port().encode(dst);
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         Ok(SocketAddrV6::new(
             Ipv6Addr::decode(src)?,
@@ -153,6 +158,7 @@ impl Message for SocketAddr {
         }
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         Ok(if read_family(src, "SocketAddr")? {
             SocketAddr::V6(SocketAddrV6::decode(src)?)
@@ -176,6 +182,7 @@ impl Message for Duration {
         self.subsec_nanos().encode(dst);
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let secs = u64::decode(src)?;
         let at = src.offset();

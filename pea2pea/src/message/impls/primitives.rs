@@ -184,6 +184,7 @@ impl Message for u128 {
         put_varint_u128(dst, *self);
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         src.read_varint_u128("u128")
     }
@@ -201,6 +202,7 @@ impl Message for i128 {
         put_varint_u128(dst, zigzag_i128(*self));
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         src.read_varint_u128("i128").map(unzigzag_i128)
     }
@@ -276,6 +278,7 @@ impl Message for char {
         dst.extend_from_slice(s.as_bytes());
     }
 
+    #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
         let start = src.offset();
         let len = src.read_byte_len("char")?;
@@ -302,6 +305,7 @@ impl Message for () {
 
     fn encode(&self, _: &mut BytesMut) {}
 
+    #[inline]
     fn decode(_: &mut Reader) -> Result<Self, DecodeError> {
         Ok(())
     }
@@ -317,6 +321,7 @@ impl<T: ?Sized> Message for PhantomData<T> {
 
     fn encode(&self, _: &mut BytesMut) {}
 
+    #[inline]
     fn decode(_: &mut Reader) -> Result<Self, DecodeError> {
         Ok(PhantomData)
     }
