@@ -61,7 +61,8 @@ impl Gate {
 }
 
 /// Implements all five protocols as no-ops, with none of them enabled until its `enable_*` is
-/// called (or [`FullNoopNode::enable_all`]). Reading and Writing speak [`TestCodec`].
+/// called (or [`FullNoopNode::enable_all`]). Reading and Writing speak [`TestCodec`]. It overrides
+/// no protocol constant, so CFG-05 reads the defaults through it: keep it that way.
 ///
 /// `liveness` is cloned along with the node into every task the engine spawns for it (each
 /// protocol handler holds a clone of the user type), so once every handle the test holds is

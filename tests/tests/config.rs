@@ -128,70 +128,29 @@ fn cfg_04_max_connecting_is_clamped() {
     assert_eq!(kept.config().max_connecting, 5);
 }
 
-/// Implements every protocol without overriding any constant, to read the defaults.
-#[derive(Clone)]
-struct Defaults(Node);
-
-impl Pea2Pea for Defaults {
-    fn node(&self) -> &Node {
-        &self.0
-    }
-}
-
-impl Handshake for Defaults {
-    async fn perform_handshake(&self, conn: Connection) -> io::Result<Connection> {
-        Ok(conn)
-    }
-}
-
-impl Reading for Defaults {
-    type Message = Bytes;
-    type Codec = TestCodec;
-    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
-        TestCodec
-    }
-    async fn process_message(&self, _: SocketAddr, _: Bytes) {}
-}
-
-impl Writing for Defaults {
-    type Message = Bytes;
-    type Codec = TestCodec;
-    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
-        TestCodec
-    }
-}
-
-impl OnConnect for Defaults {
-    async fn on_connect(&self, _: SocketAddr) {}
-}
-
-impl OnDisconnect for Defaults {
-    async fn on_disconnect(&self, _: SocketAddr, _: DisconnectOrigin) {}
-}
-
-// CFG-05: the protocol constants' defaults.
+// CFG-05: the protocol constants' defaults, read through FullNoopNode, which overrides none.
 #[test]
 fn cfg_05_protocol_defaults() {
-    assert_eq!(<Defaults as Handshake>::TIMEOUT_MS, 3000);
+    assert_eq!(<FullNoopNode as Handshake>::TIMEOUT_MS, 3000);
     // (queue depth, backpressure, initial buffer, idle timeout)
     let reading = (
-        <Defaults as Reading>::MESSAGE_QUEUE_DEPTH,
-        <Defaults as Reading>::BACKPRESSURE,
-        <Defaults as Reading>::INITIAL_BUFFER_SIZE,
-        <Defaults as Reading>::IDLE_TIMEOUT_MS,
+        <FullNoopNode as Reading>::MESSAGE_QUEUE_DEPTH,
+        <FullNoopNode as Reading>::BACKPRESSURE,
+        <FullNoopNode as Reading>::INITIAL_BUFFER_SIZE,
+        <FullNoopNode as Reading>::IDLE_TIMEOUT_MS,
     );
     assert_eq!(reading, (64, true, 64 * 1024, 60_000));
     // (queue depth, initial buffer, write timeout)
     let writing = (
-        <Defaults as Writing>::MESSAGE_QUEUE_DEPTH,
-        <Defaults as Writing>::INITIAL_BUFFER_SIZE,
-        <Defaults as Writing>::TIMEOUT_MS,
+        <FullNoopNode as Writing>::MESSAGE_QUEUE_DEPTH,
+        <FullNoopNode as Writing>::INITIAL_BUFFER_SIZE,
+        <FullNoopNode as Writing>::TIMEOUT_MS,
     );
     assert_eq!(writing, (64, 64 * 1024, 10_000));
     // (on_connect abortable, on_disconnect timeout)
     let hooks = (
-        <Defaults as OnConnect>::ABORTABLE,
-        <Defaults as OnDisconnect>::TIMEOUT_MS,
+        <FullNoopNode as OnConnect>::ABORTABLE,
+        <FullNoopNode as OnDisconnect>::TIMEOUT_MS,
     );
     assert_eq!(hooks, (true, 3000));
 }
