@@ -11,13 +11,15 @@
 //! - [`codec`]: [`TestCodec`], the 2-byte big-endian length-delimited codec every node here speaks;
 //! - [`nodes`]: reusable node types ([`FullNoopNode`], [`Peer`], [`GatedNode`]) and [`Gate`];
 //! - [`raw`]: plain tokio sockets acting as peers that the engine does not control;
-//! - [`logs`]: a minimal tracing subscriber that captures ERROR events.
+//! - [`logs`]: a minimal tracing subscriber that captures ERROR events;
+//! - [`xor`]: [`XorStream`], a stand-in for an encrypted stream wrapper.
 
 pub mod codec;
 pub mod logs;
 pub mod nodes;
 pub mod raw;
 pub mod wait;
+pub mod xor;
 
 use std::{
     io,
@@ -30,7 +32,11 @@ pub use codec::{TestCodec, frame};
 pub use logs::ErrorCapture;
 pub use nodes::{FullNoopNode, Gate, GatedNode, Peer, PeerState};
 pub use raw::{assert_closed_within, raw_connect, raw_connect_from};
-pub use wait::{assert_consistent, poll_until, wait_for_connections, wait_until, wait_until_desc};
+pub use wait::{
+    assert_consistent, poll_until, wait_for_connections, wait_until, wait_until_10s,
+    wait_until_desc,
+};
+pub use xor::XorStream;
 
 /// The loopback address every test listener binds to, with an OS-assigned port.
 pub const LOCALHOST_ANY_PORT: SocketAddr =

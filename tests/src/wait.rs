@@ -21,7 +21,29 @@ pub async fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) {
 }
 
 /// [`wait_until`] with a description of the awaited condition for the panic message.
-pub async fn wait_until_desc(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn wait_until_desc(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    wait_until_every(timeout, POLL_INTERVAL, what, cond).await
+}
+
+/// The DSL tests' wait: polls `cond` every 5ms until it holds; panics after 10s without it
+/// holding, naming `what`.
+pub async fn wait_until_10s(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_every(
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        what,
+        cond,
+    )
+    .await
+}
+
+/// Polls `cond` every `interval` until it holds; panics once `timeout` has passed without it.
+async fn wait_until_every(
+    timeout: Duration,
+    interval: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -30,7 +52,7 @@ pub async fn wait_until_desc(timeout: Duration, what: &str, mut cond: impl FnMut
         if Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for: {what}");
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

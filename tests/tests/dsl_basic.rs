@@ -4,10 +4,10 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
+use pea2pea_tests::wait_until_10s;
 
 #[derive(Message, Debug, Clone, PartialEq)]
 enum Chat {
@@ -71,31 +71,19 @@ impl Peer {
     }
 }
 
-/// Polls `cond` until it holds, failing the test after a deadline.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn connected_pair() -> (Peer, Peer, SocketAddr, SocketAddr) {
     let (a, b) = (Peer::new("a"), Peer::new("b"));
     let a_addr = a.start().await.unwrap();
     let b_addr = b.start().await.unwrap();
     a.node().connect(b_addr).await.unwrap();
-    wait_until("b to register a", || b.node().num_connected() == 1).await;
+    wait_until_10s("b to register a", || b.node().num_connected() == 1).await;
     (a, b, a_addr, b_addr)
 }
 
 #[tokio::test]
 async fn every_variant_reaches_its_handler_and_hooks_fire() {
     let (a, b, _, b_addr) = connected_pair().await;
-    wait_until("on_connect on both sides", || {
+    wait_until_10s("on_connect on both sides", || {
         a.saw("connect") && b.saw("connect")
     })
     .await;
@@ -104,15 +92,15 @@ async fn every_variant_reaches_its_handler_and_hooks_fire() {
         .await
         .unwrap();
     a.send(b_addr, Chat::Say("hi".into())).await.unwrap();
-    wait_until("hello and say", || {
+    wait_until_10s("hello and say", || {
         b.saw("hello ann from 127.0.0.1") && b.saw("say hi")
     })
     .await;
 
     // Bye makes b disconnect: both sides' on_disconnect fire, with their own origins.
     a.send_fast(b_addr, Chat::Bye).unwrap();
-    wait_until("bye", || b.saw("bye")).await;
-    wait_until("on_disconnect on both sides", || {
+    wait_until_10s("bye", || b.saw("bye")).await;
+    wait_until_10s("on_disconnect on both sides", || {
         b.saw("disconnect User") && a.saw("disconnect Reading")
     })
     .await;
@@ -133,7 +121,7 @@ async fn send_to_many_encodes_once_and_reports_failures() {
         spoke.node().connect(hub_addr).await.unwrap();
         spokes.push(spoke);
     }
-    wait_until("hub to register the spokes", || {
+    wait_until_10s("hub to register the spokes", || {
         hub.node().num_connected() == 3
     })
     .await;
@@ -147,7 +135,7 @@ async fn send_to_many_encodes_once_and_reports_failures() {
     assert_eq!(failed[0].1.kind(), std::io::ErrorKind::NotConnected);
 
     for spoke in &spokes {
-        wait_until("each spoke to get it", || spoke.saw("say all")).await;
+        wait_until_10s("each spoke to get it", || spoke.saw("say all")).await;
         assert_eq!(spoke.count("say"), 1);
     }
 

@@ -3,13 +3,10 @@
 
 use std::{
     io,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll, ready},
-    time::Duration,
 };
 
 use pea2pea::{
@@ -18,21 +15,8 @@ use pea2pea::{
     protocol,
     protocols::Handshake,
 };
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::TcpStream,
-};
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+use pea2pea_tests::{XorStream, wait_until_10s};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn node(name: &str) -> Node {
     Node::new(Config {
@@ -110,12 +94,12 @@ async fn a_fingerprint_mismatch_is_rejected_on_both_sides() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     assert!(err.to_string().contains("the protocols differ"), "{err}");
     assert_eq!(dsl::fingerprint_rejections(old.node()), 1);
-    wait_until("the other side to reject it too", || {
+    wait_until_10s("the other side to reject it too", || {
         dsl::fingerprint_rejections(new.node()) == 1
     })
     .await;
     assert_eq!(old.node().num_connected(), 0);
-    wait_until("no connection on the other side", || {
+    wait_until_10s("no connection on the other side", || {
         new.node().num_connected() == 0 && new.node().num_connecting() == 0
     })
     .await;
@@ -130,7 +114,7 @@ async fn a_fingerprint_mismatch_is_rejected_on_both_sides() {
     old.send(twin_addr, v1::Chat::Say("hi".into()))
         .await
         .unwrap();
-    wait_until("the twin to hear it", || {
+    wait_until_10s("the twin to hear it", || {
         twin.heard.load(Ordering::Relaxed) == 1
     })
     .await;
@@ -196,54 +180,12 @@ async fn a_client_and_its_server_share_a_fingerprint() {
     client.enable_protocols().await;
     client.node().connect(server_addr).await.unwrap();
     client.send(server_addr, split::Ask(41)).await.unwrap();
-    wait_until("the answer", || client.last.load(Ordering::Relaxed) == 42).await;
+    wait_until_10s("the answer", || client.last.load(Ordering::Relaxed) == 42).await;
     client.node().shut_down().await;
     server.node().shut_down().await;
 }
 
 // ---- a hand-written handshake beside DSL-routed messages ----
-
-/// A stream whose bytes are XORed with a key both ways: stands in for an encrypted transport.
-struct Xor {
-    inner: TcpStream,
-    key: u8,
-}
-
-impl AsyncRead for Xor {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let key = self.key;
-        for byte in &mut buf.filled_mut()[before..] {
-            *byte ^= key;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Xor {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // XOR is per byte, so a partial write of the masked copy is a partial write of `data`
-        let masked: Vec<u8> = data.iter().map(|b| b ^ self.key).collect();
-        Pin::new(&mut self.inner).poll_write(cx, &masked)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 #[derive(Message, Debug)]
 enum Secret {
@@ -274,13 +216,7 @@ impl Handshake for Masked {
             ));
         }
         self.handshakes.fetch_add(1, Ordering::Relaxed);
-        self.return_stream(
-            &mut conn,
-            Xor {
-                inner: stream,
-                key: self.key,
-            },
-        );
+        self.return_stream(&mut conn, XorStream::new(stream, self.key));
         Ok(conn)
     }
 }
@@ -310,7 +246,7 @@ async fn a_hand_written_handshake_works_beside_dsl_messages() {
     a.send(b_addr, Secret::Word("open sesame".into()))
         .await
         .unwrap();
-    wait_until("b to hear the word", || {
+    wait_until_10s("b to hear the word", || {
         b.words.lock().unwrap().as_slice() == ["open sesame"]
     })
     .await;

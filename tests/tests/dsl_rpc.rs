@@ -4,6 +4,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+use pea2pea_tests::wait_until_10s;
 
 #[derive(Message, Debug, Clone, PartialEq)]
 enum Note {
@@ -68,17 +69,6 @@ fn node(name: &str) -> Node {
     })
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn pair() -> (Server, Client, SocketAddr) {
     let server = Server {
         node: node("server"),
@@ -89,7 +79,7 @@ async fn pair() -> (Server, Client, SocketAddr) {
     let server_addr = server.start().await.unwrap();
     client.enable_protocols().await;
     client.node().connect(server_addr).await.unwrap();
-    wait_until("the server to register the client", || {
+    wait_until_10s("the server to register the client", || {
         server.node().num_connected() == 1
     })
     .await;
@@ -129,7 +119,7 @@ async fn a_call_to_a_peer_that_disconnects_fails_cleanly() {
         .expect("the call must end before its own timeout")
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "{err}");
-    wait_until("the client to drop the connection", || {
+    wait_until_10s("the client to drop the connection", || {
         client.node().num_connected() == 0
     })
     .await;

@@ -3,9 +3,7 @@
 use std::{
     io::{self, ErrorKind},
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -16,7 +14,7 @@ use pea2pea::{
 };
 use pea2pea_tests::*;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncReadExt, AsyncWriteExt},
     time::{sleep, timeout},
 };
 
@@ -267,47 +265,8 @@ async fn hs_04_handshake_timeout_is_timed_out() {
     shut_down_all([&node.node, &target]).await;
 }
 
-/// XORs every byte read and written with 0xAA: a stand-in for a TLS/Noise stream wrapper.
-struct XorStream<T>(T);
-
+/// The key [`XorStream`] masks with here.
 const XOR: u8 = 0xAA;
-
-impl<T: AsyncRead + Unpin> AsyncRead for XorStream<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.0).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            buf.filled_mut()[before..]
-                .iter_mut()
-                .for_each(|b| *b ^= XOR);
-        }
-        res
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for XorStream<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // the transform is per byte, so a partial write of the copy is a partial write of buf
-        let xored: Vec<u8> = buf.iter().map(|b| b ^ XOR).collect();
-        Pin::new(&mut self.0).poll_write(cx, &xored)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
 
 fn xor(bytes: &[u8]) -> Vec<u8> {
     bytes.iter().map(|b| b ^ XOR).collect()
@@ -361,7 +320,7 @@ impl Handshake for StreamUser {
             }
             Mode::Wrap => {
                 let stream = self.take_stream(&mut conn);
-                self.return_stream(&mut conn, XorStream(stream));
+                self.return_stream(&mut conn, XorStream::new(stream, XOR));
             }
             Mode::Keep => {
                 let _stream = self.take_stream(&mut conn);
