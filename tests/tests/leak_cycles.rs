@@ -34,18 +34,7 @@ async fn cycle(host: &Peer, host_addr: std::net::SocketAddr, i: usize) {
     match i % 3 {
         // a temporary node dials in, both sides talk, the temporary node disconnects
         0 => {
-            let temp: Peer = Peer::new(
-                Config {
-                    listener_addr: None,
-                    ..Default::default()
-                },
-                Framing::Message,
-                true,
-            )
-            .await;
-            bounded(5 * SEC, "connect", temp.node.connect(host_addr))
-                .await
-                .unwrap();
+            let temp = dial_in(host_addr).await;
             temp.say_and_hear(host_addr, 2).await;
             let back = temp_addr_on(host).await;
             host.say_and_hear(back, 2).await;
@@ -54,18 +43,7 @@ async fn cycle(host: &Peer, host_addr: std::net::SocketAddr, i: usize) {
         }
         // a temporary node dials in, talks, and shuts down: the host sees EOF
         1 => {
-            let temp: Peer = Peer::new(
-                Config {
-                    listener_addr: None,
-                    ..Default::default()
-                },
-                Framing::Message,
-                true,
-            )
-            .await;
-            bounded(5 * SEC, "connect", temp.node.connect(host_addr))
-                .await
-                .unwrap();
+            let temp = dial_in(host_addr).await;
             temp.say_and_hear(host_addr, 2).await;
             bounded(5 * SEC, "shut_down", temp.node.shut_down()).await;
         }
@@ -85,6 +63,23 @@ async fn cycle(host: &Peer, host_addr: std::net::SocketAddr, i: usize) {
         host.node.num_connected() == 0 && host.node.num_connecting() == 0
     })
     .await;
+}
+
+/// A temporary node without a listener, connected to the host.
+async fn dial_in(host_addr: std::net::SocketAddr) -> Peer {
+    let temp: Peer = Peer::new(
+        Config {
+            listener_addr: None,
+            ..Default::default()
+        },
+        Framing::Message,
+        true,
+    )
+    .await;
+    bounded(5 * SEC, "connect", temp.node.connect(host_addr))
+        .await
+        .unwrap();
+    temp
 }
 
 /// The host's side of its only connection (the temporary node's ephemeral address).
