@@ -39,14 +39,7 @@ where
     M: Message,
 {
     let encoded = Encoded::new(message);
-    addrs
-        .into_iter()
-        .filter_map(|addr| {
-            this.unicast_fast(addr, encoded.clone().into())
-                .err()
-                .map(|e| (addr, e))
-        })
-        .collect()
+    queue_to_each(this, addrs, || encoded.clone().into())
 }
 
 /// Queues a clone of `message` for every address (a user codec encodes each one itself).
@@ -60,13 +53,19 @@ where
     W::Message: From<M>,
     M: Clone,
 {
+    queue_to_each(this, addrs, || message.clone().into())
+}
+
+/// Queues a message built by `make` for every address without waiting; returns the addresses
+/// it could not be queued for, with why.
+fn queue_to_each<W: Writing>(
+    this: &W,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    make: impl Fn() -> W::Message,
+) -> Vec<(SocketAddr, io::Error)> {
     addrs
         .into_iter()
-        .filter_map(|addr| {
-            this.unicast_fast(addr, message.clone().into())
-                .err()
-                .map(|e| (addr, e))
-        })
+        .filter_map(|addr| this.unicast_fast(addr, make()).err().map(|e| (addr, e)))
         .collect()
 }
 
