@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Each node floods what it hears for the first time to all its other peers, encoding each
-//! rumour once however many peers it goes to. A progress line shows convergence and the message
-//! rate; the summary gives the time to converge, traffic, memory per node and errors.
+//! rumour once however many peers it goes to; `protocol!` declares what the nodes speak. A
+//! progress line shows convergence and the message rate; the summary gives the time to
+//! converge, traffic, memory per node and errors.
 
 use std::{
     io::Write,
@@ -22,16 +23,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use pea2pea::{
-    Config, ConnectionSide, Message, Node, Pea2Pea, Topology,
-    codec::{Encoded, MessageCodec, Outgoing},
-    connect_nodes,
-    protocols::{Reading, Writing},
-};
-use pea2pea_examples::{Args, resident_memory};
-
-/// The most rumours a run may spread (see `Writing::MESSAGE_QUEUE_DEPTH` below).
-const MAX_RUMOURS: usize = 4096;
+use pea2pea::{Config, Message, Node, Topology, connect_nodes, protocol, protocols::Writing};
+use pea2pea_examples::{Args, resident_memory, wait_until};
 
 /// The one message of the gossip protocol.
 #[derive(Message, Debug)]
@@ -47,6 +40,7 @@ struct Swarm {
     send_errors: AtomicU64,
 }
 
+#[pea2pea::node]
 #[derive(Clone)]
 struct Gossiper {
     node: Node,
@@ -55,11 +49,17 @@ struct Gossiper {
     swarm: Arc<Swarm>,
 }
 
-impl Pea2Pea for Gossiper {
-    fn node(&self) -> &Node {
-        &self.node
+protocol! {
+    Gossiper speaks Gossip over length_delimited(max_frame = 4 KiB) {
+        // a node passes each rumour to each peer at most once, so a queue as deep as the
+        // number of rumours can never overflow, however bursty the flood (see MAX_RUMOURS)
+        write_queue = 4096,
+        on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)),
     }
 }
+
+/// The most rumours a run may spread: the depth of the write queue declared above.
+const MAX_RUMOURS: usize = <Gossiper as Writing>::MESSAGE_QUEUE_DEPTH;
 
 impl Gossiper {
     /// Records a rumour; the first time, passes it on to every peer but `from`.
@@ -73,39 +73,17 @@ impl Gossiper {
         if self.num_heard.fetch_add(1, Relaxed) + 1 == self.swarm.rumours {
             self.swarm.converged.fetch_add(1, Relaxed);
         }
-        let encoded = Encoded::new(&Gossip::Rumour { id, body });
-        for peer in self.node.connected_addrs() {
-            if Some(peer) != from && self.unicast_fast(peer, encoded.clone().into()).is_err() {
-                self.swarm.send_errors.fetch_add(1, Relaxed);
-            }
+        // send_to_many encodes the rumour once, however many peers it goes to
+        let peers = self.node.connected_addrs().into_iter();
+        let failed = self.send_to_many(
+            peers.filter(|&peer| Some(peer) != from),
+            &Gossip::Rumour { id, body },
+        );
+        if !failed.is_empty() {
+            self.swarm
+                .send_errors
+                .fetch_add(failed.len() as u64, Relaxed);
         }
-    }
-}
-
-impl Reading for Gossiper {
-    type Message = Gossip;
-    type Codec = MessageCodec<Gossip>;
-
-    fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
-        MessageCodec::new().max_frame_len(4 * 1024)
-    }
-
-    async fn process_message(&self, source: SocketAddr, message: Gossip) {
-        let Gossip::Rumour { id, body } = message;
-        self.hear(id, body, Some(source));
-    }
-}
-
-impl Writing for Gossiper {
-    // a node passes each rumour to each peer at most once, so a queue as deep as the number of
-    // rumours can never overflow, however bursty the flood
-    const MESSAGE_QUEUE_DEPTH: usize = MAX_RUMOURS;
-
-    type Message = Outgoing<Gossip>;
-    type Codec = MessageCodec<Gossip>;
-
-    fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
-        MessageCodec::new().max_frame_len(4 * 1024)
     }
 }
 
@@ -176,9 +154,7 @@ async fn main() -> ExitCode {
             num_heard: Default::default(),
             swarm: swarm.clone(),
         };
-        gossiper.enable_reading().await;
-        gossiper.enable_writing().await;
-        if let Err(e) = gossiper.node.toggle_listener().await {
+        if let Err(e) = gossiper.start().await {
             eprintln!("node {i} couldn't listen: {e}");
             return ExitCode::FAILURE;
         }
@@ -273,15 +249,4 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
 }

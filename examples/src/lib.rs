@@ -1,14 +1,33 @@
-//! Helpers shared by the examples: logging, a tiny argument parser, and process measurements.
+//! Helpers shared by the examples: logging, a tiny argument parser, bounded waits, and process
+//! measurements.
 
-use std::{collections::HashMap, str::FromStr};
+use std::{
+    collections::HashMap,
+    io::IsTerminal,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use tracing_subscriber::filter::LevelFilter;
 
 /// Logs to stderr at the level given by `RUST_LOG` (default: warnings only).
 pub fn start_logger() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    start_logger_at("warn");
+}
+
+/// Logs to stderr at the level given by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`
+/// or `off`), or else at `default`. (A single level keeps the examples' build light:
+/// per-module filters would bring in a regex engine.)
+pub fn start_logger_at(default: &str) {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .or_else(|| default.parse().ok())
+        .unwrap_or(LevelFilter::WARN);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -52,6 +71,18 @@ impl Args {
     }
 }
 
+/// Polls `cond` every 5 ms until it holds (`true`) or `limit` passes (`false`).
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 /// The process's resident memory in bytes (Linux only).
 pub fn resident_memory() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -64,6 +95,12 @@ pub fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Raises the soft limit on open files towards `needed`, as far as the hard limit allows, and
+/// returns the limit now in force (which may still be below `needed`).
+pub fn raise_open_file_limit(needed: u64) -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(needed)
 }
 
 /// Compiles the code blocks of README.md as doc tests, so the README cannot rot.
