@@ -151,24 +151,40 @@ where
 {
 }
 
+/// The length of a map on the wire: a varint count, then each key followed by its value.
+fn map_encoded_len<'a, K: Message + 'a, V: Message + 'a>(
+    len: usize,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+) -> usize {
+    varint_len_u64(len as u64)
+        + entries
+            .map(|(k, v)| k.encoded_len() + v.encoded_len())
+            .sum::<usize>()
+}
+
+/// Writes a map: a varint count, then each key followed by its value.
+fn encode_map<'a, K: Message + 'a, V: Message + 'a>(
+    len: usize,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    dst: &mut BytesMut,
+) {
+    put_varint_u64(dst, len as u64);
+    for (k, v) in entries {
+        k.encode(dst);
+        v.encode(dst);
+    }
+}
+
 impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
     const SHAPE: &'static str = "BTreeMap";
     const MIN_LEN: usize = 1;
 
     fn encoded_len(&self) -> usize {
-        varint_len_u64(self.len() as u64)
-            + self
-                .iter()
-                .map(|(k, v)| k.encoded_len() + v.encoded_len())
-                .sum::<usize>()
+        map_encoded_len(self.len(), self.iter())
     }
 
     fn encode(&self, dst: &mut BytesMut) {
-        put_varint_u64(dst, self.len() as u64);
-        for (k, v) in self {
-            k.encode(dst);
-            v.encode(dst);
-        }
+        encode_map(self.len(), self.iter(), dst);
     }
 
     #[inline]
@@ -196,19 +212,11 @@ where
     const MIN_LEN: usize = 1;
 
     fn encoded_len(&self) -> usize {
-        varint_len_u64(self.len() as u64)
-            + self
-                .iter()
-                .map(|(k, v)| k.encoded_len() + v.encoded_len())
-                .sum::<usize>()
+        map_encoded_len(self.len(), self.iter())
     }
 
     fn encode(&self, dst: &mut BytesMut) {
-        put_varint_u64(dst, self.len() as u64);
-        for (k, v) in self {
-            k.encode(dst);
-            v.encode(dst);
-        }
+        encode_map(self.len(), self.iter(), dst);
     }
 
     #[inline]
