@@ -145,73 +145,83 @@ impl Counters {
 
 // ---- the attacks ----
 
-/// What one attack does, and which counter of an in-process target must grow by how much.
-struct Attack {
-    name: &'static str,
-    expect: &'static [(&'static str, u64)],
+#[derive(Clone, Copy, PartialEq)]
+enum Attack {
+    HandshakeStall,
+    HandshakeGarbage,
+    HugeHeader,
+    GarbageFrame,
+    InvalidRequest,
+    SlowDrip,
+    NeverReads,
+    Flood,
 }
 
-const ATTACKS: &[Attack] = &[
-    Attack {
-        name: "handshake stall",
-        expect: &[("handshake_timeouts", 1)],
-    },
-    Attack {
-        name: "handshake garbage",
-        expect: &[("fingerprint_rejections", 1)],
-    },
-    Attack {
-        name: "4 GiB frame header",
-        expect: &[("disconnects(Reading)", 1)],
-    },
-    Attack {
-        name: "garbage frame",
-        expect: &[("disconnects(Reading)", 1)],
-    },
-    Attack {
-        name: "invalid rpc request",
-        expect: &[("invalid_requests", 1)],
-    },
-    Attack {
-        name: "slow drip",
-        expect: &[("idle_timeouts", 1)],
-    },
-    Attack {
-        name: "never reads",
-        expect: &[("write_timeouts", 1)],
-    },
-    Attack {
-        name: "flood of 300 connections",
-        expect: &[("inbound_connections_rejected", 1)],
-    },
+const ATTACKS: [Attack; 8] = [
+    Attack::HandshakeStall,
+    Attack::HandshakeGarbage,
+    Attack::HugeHeader,
+    Attack::GarbageFrame,
+    Attack::InvalidRequest,
+    Attack::SlowDrip,
+    Attack::NeverReads,
+    Attack::Flood,
 ];
 
-async fn run_attack(name: &str, target: SocketAddr) -> io::Result<String> {
-    match name {
-        "handshake stall" => {
+impl Attack {
+    fn name(self) -> &'static str {
+        match self {
+            Attack::HandshakeStall => "handshake stall",
+            Attack::HandshakeGarbage => "handshake garbage",
+            Attack::HugeHeader => "4 GiB frame header",
+            Attack::GarbageFrame => "garbage frame",
+            Attack::InvalidRequest => "invalid rpc request",
+            Attack::SlowDrip => "slow drip",
+            Attack::NeverReads => "never reads",
+            Attack::Flood => "flood of 300 connections",
+        }
+    }
+
+    /// The counter of an in-process target that the attack must make grow.
+    fn expected(self) -> &'static str {
+        match self {
+            Attack::HandshakeStall => "handshake_timeouts",
+            Attack::HandshakeGarbage => "fingerprint_rejections",
+            Attack::HugeHeader | Attack::GarbageFrame => "disconnects(Reading)",
+            Attack::InvalidRequest => "invalid_requests",
+            Attack::SlowDrip => "idle_timeouts",
+            Attack::NeverReads => "write_timeouts",
+            Attack::Flood => "inbound_connections_rejected",
+        }
+    }
+}
+
+async fn run_attack(attack: Attack, target: SocketAddr) -> io::Result<String> {
+    match attack {
+        Attack::HandshakeStall => {
             // connect, take the target's greeting, and say nothing
             let mut socket = TcpStream::connect(target).await?;
             socket.read_exact(&mut [0u8; 16]).await?;
             closed(socket, Duration::from_secs(10)).await
         }
-        "handshake garbage" => {
+        Attack::HandshakeGarbage => {
             let mut socket = TcpStream::connect(target).await?;
             socket.read_exact(&mut [0u8; 16]).await?;
             socket.write_all(b"GET / HTTP/1.1\r\n").await?; // 16 bytes, like a fingerprint
             closed(socket, Duration::from_secs(10)).await
         }
-        "4 GiB frame header" => {
+        Attack::HugeHeader => {
             let mut socket = handshaken(target).await?;
             socket.write_all(&u32::MAX.to_be_bytes()).await?;
             closed(socket, Duration::from_secs(10)).await
         }
-        "garbage frame" => {
+        Attack::GarbageFrame => {
             let mut socket = handshaken(target).await?;
             // a frame whose body starts with an unknown kind byte
             socket.write_all(&[0, 0, 0, 6, 0xee, 1, 2, 3, 4, 5]).await?;
             closed(socket, Duration::from_secs(10)).await
         }
-        "invalid rpc request" => {
+        Attack::InvalidRequest => {
             let mut socket = handshaken(target).await?;
             // kind 1 (request), call id 0, Fetch's method id, then a varint that never ends
             let mut frame = BytesMut::new();
@@ -225,7 +235,7 @@ async fn run_attack(name: &str, target: SocketAddr) -> io::Result<String> {
             socket.write_all(&frame).await?;
             closed(socket, Duration::from_secs(10)).await
         }
-        "slow drip" => {
+        Attack::SlowDrip => {
             let mut socket = handshaken(target).await?;
             // a valid message, one byte every 100 ms: it would take 6 s to arrive whole
             let mut frame = BytesMut::new();
@@ -248,7 +258,7 @@ async fn run_attack(name: &str, target: SocketAddr) -> io::Result<String> {
             }
             Ok("never closed: the whole message got through".into())
         }
-        "never reads" => {
+        Attack::NeverReads => {
             // a tiny receive window, and no reading at all
             let socket = TcpSocket::new_v4()?;
             socket.set_recv_buffer_size(4096)?;
@@ -293,8 +303,7 @@ async fn run_attack(name: &str, target: SocketAddr) -> io::Result<String> {
                 Err(_) => Ok("still connected 13 s later".into()),
             }
         }
-        "flood of 300 connections" => flood(target, 300).await,
-        _ => unreachable!("every attack is listed"),
+        Attack::Flood => flood(target, 300).await,
     }
 }
 
@@ -418,21 +427,18 @@ async fn main() -> ExitCode {
         },
     };
 
-    let local = if external.is_none() {
-        Some(target_node("target"))
-    } else {
-        None
-    };
-    let addr = match (&local, external) {
-        (Some(target), _) => match target.start().await {
-            Ok(addr) => addr,
-            Err(e) => {
-                eprintln!("the target couldn't listen: {e}");
-                return ExitCode::FAILURE;
+    let (local, addr) = match external {
+        Some(addr) => (None, addr),
+        None => {
+            let target = target_node("target");
+            match target.start().await {
+                Ok(addr) => (Some(target), addr),
+                Err(e) => {
+                    eprintln!("the target couldn't listen: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
-        (None, Some(addr)) => addr,
-        (None, None) => unreachable!(),
+        }
     };
     match &local {
         Some(_) => println!(
@@ -450,9 +456,9 @@ async fn main() -> ExitCode {
     for attack in ATTACKS {
         let before = local.as_ref().map(Counters::of);
         let honest_peer = target_node("honest");
-        let (seen, honest) = if attack.name.starts_with("flood") {
+        let (seen, honest) = if attack == Attack::Flood {
             // an honest peer connects while the flood holds the attacker's per-IP budget
-            let flood = run_attack(attack.name, addr);
+            let flood = run_attack(attack, addr);
             let honest = async {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 honest_fetch(&honest_peer, addr).await
@@ -460,7 +466,7 @@ async fn main() -> ExitCode {
             let (seen, honest) = tokio::join!(flood, honest);
             (seen, Some(honest))
         } else {
-            (run_attack(attack.name, addr).await, None)
+            (run_attack(attack, addr).await, None)
         };
         let seen = seen.unwrap_or_else(|e| {
             ok = false;
@@ -471,10 +477,7 @@ async fn main() -> ExitCode {
                 // the target's side may finish a moment after the attacker sees the close
                 let grown = wait_until(Duration::from_secs(3), || {
                     let now = Counters::of(target);
-                    attack
-                        .expect
-                        .iter()
-                        .all(|(key, n)| now.get(key) >= before.get(key) + n)
+                    now.get(attack.expected()) > before.get(attack.expected())
                 })
                 .await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -488,7 +491,7 @@ async fn main() -> ExitCode {
             }
             _ => "-".into(),
         };
-        println!("  {:<26} {:<52} {counted}", attack.name, seen);
+        println!("  {:<26} {:<52} {counted}", attack.name(), seen);
         if let Some(honest) = honest {
             match honest {
                 Ok(took) => println!(
