@@ -20,6 +20,10 @@ struct Squared(u64);
 #[derive(Message, Debug, Clone, PartialEq)]
 struct Stall;
 
+/// Answered with the square of its number after that many milliseconds.
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Slow(u64);
+
 #[derive(Message, Debug, Clone, PartialEq)]
 struct Never;
 
@@ -36,6 +40,10 @@ protocol! {
     Server speaks Note {
         on Note::Text(_) => {},
         rpc Square(n) -> Squared => Squared(n * n),
+        rpc Slow(ms) -> Squared => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Squared(ms * ms)
+        }
         rpc Stall from addr -> Never => {
             // the server gives up on the caller instead of answering
             self.node().disconnect(addr).await;
@@ -57,6 +65,7 @@ protocol! {
         max_calls = 2000,
         on Note::Text(_) => {},
         rpc Square -> Squared,
+        rpc Slow -> Squared,
         rpc Stall -> Never,
         rpc Unserved -> Never,
     }
@@ -107,6 +116,33 @@ async fn a_thousand_concurrent_calls_each_get_their_own_answer() {
         .await
         .unwrap();
 
+    client.node().shut_down().await;
+    server.node().shut_down().await;
+}
+
+// A call that is given up on leaves no trace: the answer that arrives for it later must not be
+// taken for the answer to a newer call (each call has an id of its own, never reused).
+#[tokio::test]
+async fn a_late_answer_never_reaches_a_newer_call() {
+    let (server, client, server_addr) = pair().await;
+    // given up on after 100 ms; the server answers it at 300 ms
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.call(server_addr, Slow(300)),
+    );
+    assert!(
+        abandoned.await.is_err(),
+        "the first call should have been given up on"
+    );
+    assert_eq!(dsl::calls_in_flight(client.node()), 0);
+    // served after the first (the server handles one request at a time), so it is still
+    // waiting when the abandoned call's answer arrives
+    let answer = client.call(server_addr, Slow(10)).await.unwrap();
+    assert_eq!(
+        answer,
+        Squared(100),
+        "the newer call got the abandoned call's answer"
+    );
     client.node().shut_down().await;
     server.node().shut_down().await;
 }

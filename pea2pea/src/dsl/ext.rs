@@ -28,7 +28,6 @@ pub(crate) type Answer = io::Result<Bytes>;
 
 #[derive(Default)]
 pub(crate) struct PeerCalls {
-    next_id: u64,
     pending: HashMap<u64, oneshot::Sender<Answer>>,
 }
 
@@ -37,6 +36,7 @@ pub(crate) struct PeerCalls {
 pub(crate) struct NodeExt {
     pub(crate) fingerprint_rejections: AtomicU64,
     pub(crate) invalid_requests: AtomicU64,
+    next_call_id: AtomicU64,
     calls: Mutex<HashMap<SocketAddr, PeerCalls>>,
 }
 
@@ -55,8 +55,9 @@ impl NodeExt {
                 format!("{max} calls to {addr} are already in flight (the protocol's max_calls)"),
             ));
         }
-        let id = peer.next_id;
-        peer.next_id = peer.next_id.wrapping_add(1);
+        // one sequence for the whole node, never reset: a peer's table is dropped when it
+        // empties, and an id handed out again could match a late answer to an older call
+        let id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         peer.pending.insert(id, tx);
         Ok((id, rx))

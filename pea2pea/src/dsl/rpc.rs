@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{Rpc, ext, frame::Frame, send::enqueue_waiting};
-use crate::{Message, Pea2Pea, protocols::Writing};
+use crate::{DisconnectOrigin, Message, Pea2Pea, protocols::Writing};
 
 /// How often a waiting call checks that its peer is still connected, in case the connection
 /// went away between the call's start and the teardown that fails the calls in flight.
@@ -129,10 +129,14 @@ where
         Err(e) => {
             warn!(parent: this.node().span(), "{addr} sent an invalid `{}`: {e}; disconnecting", std::any::type_name::<R>());
             ext::of(this.node()).count_invalid_request();
-            fail(this, addr, id, format!("invalid request: {e}"), 1_000).await;
+            // the failure answer must be written before the teardown stops the writer
+            fail_and_confirm(this, addr, id, format!("invalid request: {e}"), 1_000).await;
             let node = this.node().clone();
             // not awaited here: the teardown ends this very reader task
-            tokio::spawn(async move { node.disconnect(addr).await });
+            tokio::spawn(async move {
+                node.disconnect_with(addr, DisconnectOrigin::Reading, None)
+                    .await
+            });
             None
         }
     }
@@ -166,6 +170,39 @@ where
         "it has no handler for this request (method {method:#018x}); the two nodes declare different rpcs"
     );
     fail(this, addr, id, reason, timeout_ms).await;
+}
+
+/// Like [`fail`], but waits (within the timeout) until the answer is written to the socket.
+async fn fail_and_confirm<W, M>(
+    this: &W,
+    addr: SocketAddr,
+    id: u64,
+    reason: String,
+    timeout_ms: u64,
+) where
+    W: Writing<Message = Frame<M>>,
+{
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    let mut pause = Duration::from_micros(100);
+    let confirmation = loop {
+        let answer = Frame::Response {
+            id,
+            result: Err(reason.clone()),
+        };
+        match this.unicast(addr, answer) {
+            Err(e) if e.kind() == io::ErrorKind::QuotaExceeded && Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            Ok(confirmation) => break confirmation,
+            Err(_) => return,
+        }
+    };
+    let _ = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        confirmation,
+    )
+    .await;
 }
 
 async fn fail<W, M>(this: &W, addr: SocketAddr, id: u64, reason: String, timeout_ms: u64)
