@@ -124,6 +124,11 @@ async fn set_up(
     peer_side: ConnectionSide,
     reservation: Reservation,
 ) -> io::Result<()> {
+    // The writer already coalesces messages into one write per batch, so Nagle's algorithm
+    // would only add latency; a handshake may turn it back on with `set_nodelay(false)`.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(parent: node.span(), "couldn't set TCP_NODELAY for {addr}: {e}");
+    }
     let id = node.next_conn_id();
     let span = tracing::debug_span!(parent: node.span(), "conn", %addr);
     let mut conn = Connection::new(id, ConnectionInfo::new(addr, peer_side, span), stream);

@@ -90,6 +90,8 @@ where
     ) -> impl Future<Output = io::Result<Connection>> + Send;
 
     /// The connection's TCP stream, to use in place (set socket options, exchange bytes).
+    /// The engine has already set `TCP_NODELAY` on it; set it back to `false` to use Nagle's
+    /// algorithm.
     ///
     /// # Panics
     ///
