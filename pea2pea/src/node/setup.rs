@@ -12,7 +12,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
     sync::OwnedSemaphorePermit,
 };
-use tracing::{debug, error};
+use tracing::{Instrument, debug, error};
 
 use super::registry::{Entry, Refusal, Reservation};
 use crate::{
@@ -172,6 +172,8 @@ async fn set_up(
     debug!(parent: entry.info.span(), "connected");
 
     for task in [writer_task, reader_task].into_iter().flatten() {
+        // user code in these tasks logs inside the connection's span (a child of the node's)
+        let task = task.instrument(entry.info.span().clone());
         entry.attach(tokio::spawn(task).abort_handle());
     }
     if let Some(hook) = &protocols.on_connect {
@@ -188,7 +190,9 @@ async fn run_handshake(
     conn: Connection,
 ) -> io::Result<Connection> {
     let addr = conn.addr();
-    let run = tokio::time::timeout(handshake.timeout, catch_unwind((handshake.run)(conn)));
+    let span = conn.span().clone();
+    let run = catch_unwind((handshake.run)(conn)).instrument(span);
+    let run = tokio::time::timeout(handshake.timeout, run);
     tokio::select! {
         outcome = run => match outcome {
             Ok(Ok(result)) => result,

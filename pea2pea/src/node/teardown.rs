@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio_util::task::task_tracker::TaskTrackerToken;
-use tracing::{debug, error, warn};
+use tracing::{Instrument, debug, error, warn};
 
 use super::registry::Entry;
 use crate::{
@@ -29,12 +29,14 @@ impl Node {
             entry,
             _in_flight: self.0.shutdown.track(),
         };
-        debug!(parent: _finish.entry.info.span(), "disconnecting ({origin:?})");
+        let entry_span = _finish.entry.info.span().clone();
+        debug!(parent: &entry_span, "disconnecting ({origin:?})");
 
         if let Some(hook) = self.protocols().on_disconnect() {
             // inline, so that a cancelled disconnect drops the hook with it; a panic in the
             // hook is caught and does not unwind into our caller
-            let run = catch_unwind((hook.run)(addr, origin));
+            let span = entry_span.clone();
+            let run = catch_unwind((hook.run)(addr, origin)).instrument(span);
             match tokio::time::timeout(hook.timeout, run).await {
                 Ok(Ok(())) => {}
                 Ok(Err(Panicked)) => error!(parent: self.span(), "on_disconnect({addr}) panicked"),

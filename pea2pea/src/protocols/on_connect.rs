@@ -1,5 +1,7 @@
 use std::{future::Future, net::SocketAddr};
 
+use tracing::Instrument;
+
 use super::{ConnCtx, OnConnectSlot, enable};
 use crate::{DisconnectOrigin, Pea2Pea, node::registry::Entry};
 
@@ -53,10 +55,14 @@ where
 pub(crate) fn schedule(hook: &OnConnectSlot, entry: &Entry, ctx: ConnCtx) {
     let guard = ctx.guard(DisconnectOrigin::OnConnectAbort, true);
     let run = (hook.run)(ctx.addr());
-    let task = tokio::spawn(async move {
-        let _guard = guard;
-        run.await;
-    });
+    let span = ctx.info.span().clone();
+    let task = tokio::spawn(
+        async move {
+            let _guard = guard;
+            run.await;
+        }
+        .instrument(span),
+    );
     if hook.abortable {
         entry.attach(task.abort_handle());
     }
