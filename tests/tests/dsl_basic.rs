@@ -159,3 +159,18 @@ async fn an_oversize_message_is_refused_by_the_declared_max_frame() {
     a.node().shut_down().await;
     b.node().shut_down().await;
 }
+
+#[tokio::test]
+async fn start_and_enable_protocols_can_be_called_again() {
+    let (a, b, a_addr, b_addr) = connected_pair().await;
+    // a second start neither panics (the engine panics on a protocol enabled twice) nor moves
+    // the listener, and enable_protocols after start does nothing
+    assert_eq!(a.start().await.unwrap(), a_addr);
+    a.enable_protocols().await;
+    // the node still works as declared, with one handler call per message
+    a.send(b_addr, Chat::Say("again".into())).await.unwrap();
+    wait_until_10s("the message", || b.saw("say again")).await;
+    assert_eq!(b.count("say again"), 1);
+    a.node().shut_down().await;
+    b.node().shut_down().await;
+}

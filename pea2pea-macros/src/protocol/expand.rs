@@ -474,7 +474,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             }
         }
     });
-    let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening; returns the address it listens on. Call it once: enabling a protocol twice panics.";
+    let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening; returns the address it listens on. Calling it again returns the same address.";
     quote! {
         impl #node {
             #[doc = #start_doc]
@@ -485,9 +485,11 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
 
             /// Enables exactly the declared protocols, in the engine's order (handshake,
             /// reading, writing, on_connect, on_disconnect), without listening: for a node
-            /// that only dials out. Call it once: enabling a protocol twice panics.
+            /// that only dials out. Calling it again does nothing.
             pub async fn enable_protocols(&self) {
-                #(#enables)*
+                if #rt::first_enable(#rt::Pea2Pea::node(self)) {
+                    #(#enables)*
+                }
             }
 
             #sending

@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -37,6 +37,8 @@ pub(crate) struct NodeExt {
     pub(crate) fingerprint_rejections: AtomicU64,
     pub(crate) invalid_requests: AtomicU64,
     next_call_id: AtomicU64,
+    /// Set by the first `enable_protocols`, so that a second call (or `start`) does nothing.
+    protocols_enabled: AtomicBool,
     calls: Mutex<HashMap<SocketAddr, PeerCalls>>,
 }
 
@@ -92,6 +94,11 @@ impl NodeExt {
     pub(crate) fn in_flight(&self) -> usize {
         lock(&self.calls).values().map(|p| p.pending.len()).sum()
     }
+}
+
+/// Whether this is the first time the DSL enables `node`'s protocols (and so should do it).
+pub fn first_enable(node: &Node) -> bool {
+    !of(node).protocols_enabled.swap(true, Ordering::AcqRel)
 }
 
 /// The state of `node`, created on first use.

@@ -14,6 +14,7 @@ pub use std::{io, net::SocketAddr, vec::Vec};
 
 pub use super::{
     Protocol, Rpc,
+    ext::first_enable,
     frame::{Frame, Inbound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
     rpc::{call, complete, decode_request, peer_gone, respond, unknown_method},
