@@ -356,11 +356,13 @@ async fn err_07_stale_guard_spares_new_connection() {
     const ROUNDS: usize = 20;
     for round in 0..ROUNDS {
         reconnect(&node.node, addr).await;
+        // `connect` is a local success (CONN-04): wait until the peer has registered this
+        // connection too, or a later round could see it late and take it for its own
+        wait_until(SEC, || peer.node.num_connected() == 1).await;
         if round % 2 == 0 {
             assert!(node.node.disconnect(addr).await);
         } else {
             // the peer hangs up; our Reading notices and tears the connection down
-            wait_until(SEC, || peer.node.num_connected() == 1).await;
             let theirs = peer.node.connected_addrs()[0];
             assert!(peer.node.disconnect(theirs).await);
         }
