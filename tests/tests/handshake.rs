@@ -1,4 +1,4 @@
-//! Handshake: HS-01 .. HS-06.
+//! Handshake: HS-01 .. HS-07.
 
 use std::{
     io::{self, ErrorKind},
@@ -476,4 +476,84 @@ async fn hs_06_writing_starts_after_handshake() {
     wait_until(SEC, || target.processed() == 1).await;
     assert_eq!(target.payloads(), vec![Bytes::from_static(b"now")]);
     shut_down_all([&node.node, &target.node]).await;
+}
+
+/// A node whose handshake leaves a per-connection secret for its codecs, as a Noise node
+/// leaves its transport state: `Reading::codec` reads it (`get(..).unwrap()`), and
+/// `Writing::codec` takes it out of the map. This works only in the published order.
+#[derive(Clone)]
+struct SharedSecret {
+    peer: Peer,
+    secrets: Arc<Mutex<std::collections::HashMap<SocketAddr, u8>>>,
+    /// Which codec was built, in order.
+    built: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Pea2Pea for SharedSecret {
+    fn node(&self) -> &Node {
+        &self.peer.node
+    }
+}
+
+impl Handshake for SharedSecret {
+    async fn perform_handshake(&self, conn: Connection) -> io::Result<Connection> {
+        self.secrets.lock().unwrap().insert(conn.addr(), 42);
+        Ok(conn)
+    }
+}
+
+impl Reading for SharedSecret {
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, addr: SocketAddr, _: ConnectionSide) -> TestCodec {
+        let secret = *self.secrets.lock().unwrap().get(&addr).unwrap();
+        assert_eq!(secret, 42);
+        self.built.lock().unwrap().push("Reading");
+        TestCodec
+    }
+    async fn process_message(&self, source: SocketAddr, message: Bytes) {
+        self.peer.process_message(source, message).await
+    }
+}
+
+impl Writing for SharedSecret {
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, addr: SocketAddr, _: ConnectionSide) -> TestCodec {
+        self.secrets.lock().unwrap().remove(&addr).unwrap();
+        self.built.lock().unwrap().push("Writing");
+        TestCodec
+    }
+}
+
+// HS-07: after the handshake, Reading's codec is built before Writing's (the published
+// lifecycle's order), on both sides of a connection: a handshake's state that Reading::codec
+// reads and Writing::codec then removes is found by both, and the connection works.
+#[tokio::test]
+async fn hs_07_reading_codec_is_built_before_writing_codec() {
+    let new = || SharedSecret {
+        peer: Peer::new(test_config()),
+        secrets: Default::default(),
+        built: Default::default(),
+    };
+    let (dialer, listener) = (new(), new());
+    for node in [&dialer, &listener] {
+        node.enable_handshake().await;
+        node.enable_reading().await;
+        node.enable_writing().await;
+    }
+    listener.peer.set_echo();
+    let addr = start_listening(listener.node()).await;
+
+    dialer.node().connect(addr).await.unwrap();
+    wait_for_connections(listener.node(), 1).await;
+    for node in [&dialer, &listener] {
+        assert_eq!(*node.built.lock().unwrap(), ["Reading", "Writing"]);
+        assert!(node.secrets.lock().unwrap().is_empty(), "Writing::codec took the secret");
+    }
+    send_dm(&dialer, addr, Bytes::from_static(b"ping"))
+        .await
+        .unwrap();
+    wait_until(SEC, || dialer.peer.processed() == 1).await;
+    shut_down_all([dialer.node(), listener.node()]).await;
 }

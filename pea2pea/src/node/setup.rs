@@ -147,16 +147,18 @@ async fn set_up(
         info: conn.info.clone(),
         claimed,
     };
+    // Reading first, then Writing: the published lifecycle's order, which programs rely on
+    // (a `Reading::codec` may take state that `Writing::codec` then consumes)
+    let (reader_task, idle_reader) = match &protocols.reading {
+        Some(reading) => (Some((reading.start)(reader, &ctx)?), None),
+        None => (None, Some(reader)),
+    };
     let (sender, writer_task, idle_writer) = match &protocols.writing {
         Some(writing) => {
             let (sender, task) = (writing.start)(writer, &ctx)?;
             (Some(sender), Some(task), None)
         }
         None => (None, None, Some(writer)),
-    };
-    let (reader_task, idle_reader) = match &protocols.reading {
-        Some(reading) => (Some((reading.start)(reader, &ctx)?), None),
-        None => (None, Some(reader)),
     };
     let entry = Arc::new(Entry::new(
         id,
@@ -171,7 +173,7 @@ async fn set_up(
         .map_err(|r| r.into_error(addr))?;
     debug!(parent: entry.info.span(), "connected");
 
-    for task in [writer_task, reader_task].into_iter().flatten() {
+    for task in [reader_task, writer_task].into_iter().flatten() {
         // user code in these tasks logs inside the connection's span (a child of the node's)
         let task = task.instrument(entry.info.span().clone());
         entry.attach(tokio::spawn(task).abort_handle());

@@ -3,7 +3,8 @@
 //! connection, in this order:
 //!
 //! 1. [`Handshake`]: the connection is admitted and handed to `perform_handshake`;
-//! 2. [`Reading`] and [`Writing`]: the stream is split and each half gets its task;
+//! 2. [`Reading`], then [`Writing`]: the stream is split, `Reading::codec` is called, then
+//!    `Writing::codec`, and each half gets its task (reading starts only after step 3);
 //! 3. the connection is registered, and [`Node::connect`](crate::Node::connect) returns;
 //! 4. [`OnConnect`]: `on_connect` starts in a task of its own;
 //! 5. [`OnDisconnect`]: `on_disconnect` runs when the connection is torn down, whatever the

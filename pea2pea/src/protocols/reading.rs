@@ -123,6 +123,12 @@ where
     }
 
     /// Creates the decoder for a connection; `side` is this node's own role in it.
+    ///
+    /// Called once per connection, after the handshake and before the connection is
+    /// registered, and always before [`Writing::codec`](crate::protocols::Writing::codec) when
+    /// both protocols are enabled (the order of the published lifecycle). So state that the
+    /// handshake leaves for both codecs can be read here and taken by `Writing::codec`. A panic
+    /// here fails this connection only.
     fn codec(&self, addr: SocketAddr, side: ConnectionSide) -> Self::Codec;
 
     /// Handles one message from `source`.

@@ -246,6 +246,11 @@ where
     }
 
     /// Creates the encoder for a connection; `side` is this node's own role in it.
+    ///
+    /// Called once per connection, after the handshake and before the connection is
+    /// registered, and always after [`Reading::codec`](crate::protocols::Reading::codec) when
+    /// both protocols are enabled (the order of the published lifecycle), so it may take state
+    /// that the reading codec has already read. A panic here fails this connection only.
     fn codec(&self, addr: SocketAddr, side: ConnectionSide) -> Self::Codec;
 
     /// Queues `message` for `addr` and returns a receiver of its delivery confirmation: `Ok`
