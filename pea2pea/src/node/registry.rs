@@ -168,6 +168,9 @@ pub(crate) struct Registry {
     budget: Arc<Semaphore>,
     max_connections: usize,
     max_per_ip: u16,
+    /// Unit tests freeze a teardown right after its claim with this (run once).
+    #[cfg(test)]
+    after_claim: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Registry {
@@ -178,6 +181,22 @@ impl Registry {
             budget: Arc::new(Semaphore::new(max_connecting.into())),
             max_connections: max_connections.into(),
             max_per_ip,
+            #[cfg(test)]
+            after_claim: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` (once) in the next successful claim, right after it.
+    #[cfg(test)]
+    pub(crate) fn set_after_claim(&self, f: impl FnOnce() + Send + 'static) {
+        *lock(&self.after_claim) = Some(Box::new(f));
+    }
+
+    #[cfg(test)]
+    fn pause_after_claim(&self) {
+        let pause = lock(&self.after_claim).take();
+        if let Some(pause) = pause {
+            pause();
         }
     }
 
@@ -254,17 +273,30 @@ impl Registry {
 
     /// Claims the teardown of a connection. Only the first claim succeeds; a claim scoped to
     /// an older connection id never touches a newer connection at the same address.
-    pub(crate) fn claim(&self, addr: SocketAddr, conn_id: Option<u64>) -> Option<Arc<Entry>> {
-        let active = read(&self.active);
-        let entry = active.get(&addr)?;
-        if conn_id.is_some_and(|id| id != entry.id) {
-            return None;
-        }
-        entry
-            .claimed
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            .map(|_| entry.clone())
+    ///
+    /// `_in_flight` is the caller's place in shutdown's count, taken *before* the claim: a
+    /// claim that shutdown can see (its own claim fails) is then always one it waits for.
+    pub(crate) fn claim(
+        &self,
+        addr: SocketAddr,
+        conn_id: Option<u64>,
+        _in_flight: &TaskTrackerToken,
+    ) -> Option<Arc<Entry>> {
+        let entry = {
+            let active = read(&self.active);
+            let entry = active.get(&addr)?;
+            if conn_id.is_some_and(|id| id != entry.id) {
+                return None;
+            }
+            entry
+                .claimed
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .ok()?;
+            entry.clone()
+        };
+        #[cfg(test)]
+        self.pause_after_claim();
+        Some(entry)
     }
 
     /// Removes a claimed connection and releases its place in every count.
