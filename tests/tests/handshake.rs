@@ -549,7 +549,10 @@ async fn hs_07_reading_codec_is_built_before_writing_codec() {
     wait_for_connections(listener.node(), 1).await;
     for node in [&dialer, &listener] {
         assert_eq!(*node.built.lock().unwrap(), ["Reading", "Writing"]);
-        assert!(node.secrets.lock().unwrap().is_empty(), "Writing::codec took the secret");
+        assert!(
+            node.secrets.lock().unwrap().is_empty(),
+            "Writing::codec took the secret"
+        );
     }
     send_dm(&dialer, addr, Bytes::from_static(b"ping"))
         .await

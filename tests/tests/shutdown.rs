@@ -1,4 +1,4 @@
-//! Shutdown & cleanup: SHUT-01 .. SHUT-09 (SHUT-08 lives in leak.rs, which needs its own
+//! Shutdown & cleanup: SHUT-01 .. SHUT-10 (SHUT-08 lives in leak.rs, which needs its own
 //! global allocator).
 
 use std::{
@@ -260,6 +260,128 @@ async fn shut_06_cancelled_shutdown() {
     })
     .await;
     peer.shut_down().await;
+}
+
+/// A node whose on_disconnect waits for a gate, for up to 30s: longer than shutdown's 3s drain.
+#[derive(Clone)]
+struct StuckGoodbye {
+    node: Node,
+    gate: Gate,
+    started: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+    liveness: Arc<()>,
+}
+
+impl StuckGoodbye {
+    async fn new() -> Self {
+        let node = Self {
+            node: Node::new(test_config()),
+            gate: Gate::new(),
+            started: Default::default(),
+            finished: Default::default(),
+            liveness: Default::default(),
+        };
+        node.enable_on_disconnect().await;
+        node
+    }
+}
+
+impl Pea2Pea for StuckGoodbye {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl OnDisconnect for StuckGoodbye {
+    const TIMEOUT_MS: u64 = 30_000;
+
+    async fn on_disconnect(&self, _: SocketAddr, _: DisconnectOrigin) {
+        self.started.fetch_add(1, SeqCst);
+        self.gate.wait().await;
+        self.finished.fetch_add(1, SeqCst);
+    }
+}
+
+/// Checks that `node` has no connection, in every view, and that the peer's socket is closed.
+async fn assert_nothing_registered(
+    node: &Node,
+    former: SocketAddr,
+    raw: &mut tokio::net::TcpStream,
+) {
+    assert_eq!(node.num_connected(), 0, "a connection outlived shut_down");
+    assert!(node.connected_addrs().is_empty());
+    assert!(node.connection_infos().is_empty());
+    assert!(!node.is_connected(former));
+    assert!(node.connection_info(former).is_none());
+    assert_closed_within(raw, SEC).await;
+}
+
+// SHUT-10: a teardown started elsewhere (here a user's disconnect) whose on_disconnect outlives
+// the drain deadline does not outlive shut_down: when it returns, nothing is registered and the
+// socket is closed; the hook goes on in its caller, which then gets `true`.
+#[tokio::test]
+async fn shut_10_slow_user_disconnect_does_not_outlive_shutdown() {
+    let node = StuckGoodbye::new().await;
+    let addr = start_listening(&node.node).await;
+    let mut raw = raw_connect(addr).await;
+    wait_for_connections(&node.node, 1).await;
+    let peer = node.node.connected_addrs()[0];
+
+    let disconnect = {
+        let n = node.node.clone();
+        tokio::spawn(async move { n.disconnect(peer).await })
+    };
+    wait_until(SEC, || node.started.load(SeqCst) == 1).await;
+    timeout(Duration::from_secs(10), node.node.shut_down())
+        .await
+        .expect("shut_down didn't bound its drain");
+    assert_nothing_registered(&node.node, peer, &mut raw).await;
+    assert_eq!(node.finished.load(SeqCst), 0, "the hook was still waiting");
+
+    node.gate.open();
+    let won = timeout(SEC, disconnect).await.unwrap().unwrap();
+    assert!(won, "the user's disconnect claimed the connection");
+    assert_eq!(node.finished.load(SeqCst), 1);
+    assert_eq!(node.started.load(SeqCst), 1, "on_disconnect ran once");
+    let liveness = node.liveness.clone();
+    drop(node);
+    wait_until_desc(Duration::from_secs(2), "no task to hold the node", || {
+        Arc::strong_count(&liveness) == 1
+    })
+    .await;
+}
+
+// SHUT-10: the same when the teardown's caller stopped polling it (polled once, kept, never
+// polled again): shut_down still returns with nothing registered, and dropping the stalled
+// future later touches nothing.
+#[tokio::test]
+async fn shut_10_stalled_disconnect_does_not_outlive_shutdown() {
+    let node = StuckGoodbye::new().await;
+    let addr = start_listening(&node.node).await;
+    let mut raw = raw_connect(addr).await;
+    wait_for_connections(&node.node, 1).await;
+    let peer = node.node.connected_addrs()[0];
+
+    let mut stalled = Box::pin(node.node.disconnect(peer));
+    tokio::select! {
+        biased;
+        _ = &mut stalled => panic!("the hook waits for the gate"),
+        _ = std::future::ready(()) => {}
+    }
+    assert_eq!(node.started.load(SeqCst), 1);
+    timeout(Duration::from_secs(10), node.node.shut_down())
+        .await
+        .expect("shut_down didn't bound its drain");
+    assert_nothing_registered(&node.node, peer, &mut raw).await;
+
+    // the stalled teardown ends when dropped; its removal finds nothing left to remove
+    drop(stalled);
+    assert_eq!(node.node.num_connected(), 0);
+    assert_eq!(
+        node.finished.load(SeqCst),
+        0,
+        "the dropped hook did not finish"
+    );
 }
 
 // SHUT-07: a peer sees the node's shutdown as EOF.

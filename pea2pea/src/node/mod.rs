@@ -218,6 +218,13 @@ impl Node {
     /// at most 3 seconds), and releases the protocols, and with them the node's handles to
     /// itself. Calling it again, or after a cancelled call, waits for the same completion.
     ///
+    /// When it returns, no connection is registered and every socket is closed, however slow
+    /// the hooks: a teardown still running after the 3 seconds is cut off. If it was shutdown's
+    /// own, its `on_disconnect` is dropped mid-way; if it was started elsewhere (a
+    /// [`disconnect`](Node::disconnect) call, a failed reader or writer), its connection is
+    /// removed at once and its `on_disconnect` goes on in that caller, bounded by
+    /// [`OnDisconnect::TIMEOUT_MS`](crate::protocols::OnDisconnect::TIMEOUT_MS).
+    ///
     /// Do not call it from inside one of the node's own hooks: it would wait for that hook.
     pub async fn shut_down(&self) {
         shutdown::shut_down(self).await

@@ -309,6 +309,18 @@ impl Registry {
         }
     }
 
+    /// Removes every connection still registered and releases its counts (shutdown's last
+    /// step). A teardown still running for one of them later finds nothing to remove, since
+    /// `remove` is scoped by connection id.
+    pub(crate) fn remove_all(&self) -> Vec<Arc<Entry>> {
+        let mut limits = lock(&self.limits);
+        let removed: Vec<_> = write(&self.active).drain().map(|(_, e)| e).collect();
+        for entry in &removed {
+            limits.release_ip(canonical_ip(entry.info.addr()));
+        }
+        removed
+    }
+
     pub(crate) fn get(&self, addr: SocketAddr) -> Option<Arc<Entry>> {
         read(&self.active).get(&addr).cloned()
     }

@@ -94,8 +94,24 @@ async fn drain(node: &Node) {
     if drained.is_err() {
         warn!(parent: node.span(), "connections took longer than {DRAIN_DEADLINE:?} to close; cutting them off");
     }
-    // cancelling a teardown still removes its connection, so nothing is left registered
+    // cancelling one of our teardowns still removes its connection
     teardowns.shutdown().await;
+    // What is still registered belongs to teardowns started elsewhere (a user's disconnect, a
+    // task's guard) that are still running: a hook slower than the deadline, or a caller that
+    // stopped polling. Cut those connections off now, so that none is registered when
+    // shut_down returns; their hooks go on in their own tasks (each bounded by its
+    // TIMEOUT_MS), and their own removal later finds nothing to do.
+    let left = node.registry().remove_all();
+    for entry in &left {
+        entry.close();
+    }
+    if !left.is_empty() {
+        warn!(
+            parent: node.span(),
+            "cut off {} connection(s) whose teardown, started elsewhere, was still running",
+            left.len()
+        );
+    }
     // the protocols hold clones of the user's type, and so of this node: let them go
     node.protocols().clear();
     debug!(parent: node.span(), "shut down");

@@ -135,7 +135,10 @@ mod tests {
             thawed.load(Ordering::SeqCst),
             "shut_down returned while a teardown it could see had not run"
         );
-        assert!(disconnect.await.unwrap(), "the user's disconnect won the claim");
+        assert!(
+            disconnect.await.unwrap(),
+            "the user's disconnect won the claim"
+        );
         assert_eq!(node.num_connected(), 0);
         thawer.join().unwrap();
     }
