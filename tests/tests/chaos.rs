@@ -1,17 +1,21 @@
-//! Chaos (CHAOS-01..07): up to 32 nodes and 16 workers, plus bursts of 16-64 zero-delay
-//! workers, doing random spawns, shutdowns, listener flaps, connects (from 127.0.0.1, and from
-//! 127.0.0.2-65 through `connect_using_socket`), disconnects, `unicast_fast` fan-outs and
-//! confirmed unicasts, while a sampler checks the limits.
+//! Chaos (CHAOS-01..08): up to 32 nodes and 16 workers, plus bursts of 30-60 zero-delay
+//! workers for about 2 s each, doing random spawns, shutdowns, shutdowns raced by user
+//! disconnects, listener flaps, connects (from 127.0.0.1, and from 127.0.0.2-65 through
+//! `connect_using_socket`), disconnects, broadcasts, `unicast_fast` fan-outs and confirmed
+//! unicasts, while a sampler checks the limits. A few `on_disconnect` hooks are slow: some
+//! take longer than shutdown's 3 s drain, some longer than their own 5 s timeout.
 //!
 //! Asserted: the limits are never exceeded (sampled); no operation is wedged for longer than
 //! its timeouts allow (every one is bounded by 30s); a node has no connection right after its
 //! `shut_down` returns; at the end every spawned node was shut down, `on_connect` and
-//! `on_disconnect` (ABORTABLE = false) pair up exactly, nothing is in flight, and the process's
-//! open file descriptors and the runtime's live tasks are back to where they started.
+//! `on_disconnect` (ABORTABLE = false) pair up exactly, no operation or hook is in flight, and
+//! the process's open file descriptors and the runtime's live tasks are back to where they
+//! started.
 //!
 //! `PEA2PEA_CHAOS_SECS` sets the duration (default 5); `PEA2PEA_CHAOS_SEED` replays a run
 //! (the seed is printed at the start, so a failing run's output shows it). The interleavings
-//! still depend on the scheduler: the seed fixes the sequence of choices, not the timing.
+//! still depend on the scheduler: the seed fixes the sequence of choices, not the timing. A
+//! run longer than a minute prints a progress line every 30 s.
 
 mod reliability;
 
@@ -46,6 +50,10 @@ const MAX_FRAME: usize = 4096;
 /// timeouts, disconnect by the hook timeout, shutdown by its 3s drain).
 const OP_LIMIT: Duration = Duration::from_secs(30);
 const HANDSHAKE: [u8; 2] = [0xC4, 0x05];
+/// How long a burst of extra workers keeps going.
+const BURST: Duration = Duration::from_secs(2);
+/// The hooks' own bound: longer than shutdown's 3 s drain.
+const HOOK_TIMEOUT_MS: u64 = 5_000;
 
 #[derive(Default)]
 struct Counters {
@@ -57,6 +65,8 @@ struct Counters {
     connects_ok: AtomicU64,
     connects_failed: AtomicU64,
     disconnects: AtomicU64,
+    races: AtomicU64,
+    broadcasts: AtomicU64,
     sent_fast: AtomicU64,
     confirmed: AtomicU64,
     send_errors: AtomicU64,
@@ -64,6 +74,9 @@ struct Counters {
     ops: AtomicU64,
     in_flight: AtomicU64,
     bursts: AtomicU64,
+    slow_hooks: AtomicU64,
+    /// `on_disconnect` hooks running now (a hook cut short counts as ended).
+    hooks_running: AtomicU64,
     peak_connected: AtomicU64,
     peak_connecting: AtomicU64,
     peak_fds: AtomicU64,
@@ -148,8 +161,39 @@ impl OnConnect for ChaosNode {
 }
 
 impl OnDisconnect for ChaosNode {
+    const TIMEOUT_MS: u64 = HOOK_TIMEOUT_MS;
+
     async fn on_disconnect(&self, _addr: SocketAddr, _origin: DisconnectOrigin) {
-        self.counters.on_disconnect.fetch_add(1, Relaxed);
+        let n = self.counters.on_disconnect.fetch_add(1, Relaxed);
+        let _running = Running::start(&self.counters.hooks_running);
+        // one hook in 25 is slow: longer than its own timeout, than shutdown's 3 s drain, or
+        // just slow enough to overlap with what comes next
+        let pause_ms = match n % 100 {
+            0 => HOOK_TIMEOUT_MS + 1_000,
+            1 | 2 => 3_500,
+            3 => 2_000,
+            _ => 0,
+        };
+        if pause_ms > 0 {
+            self.counters.slow_hooks.fetch_add(1, Relaxed);
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        }
+    }
+}
+
+/// Counts a running hook for as long as it lives, however it ends (finished or dropped).
+struct Running<'a>(&'a AtomicU64);
+
+impl<'a> Running<'a> {
+    fn start(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -241,10 +285,12 @@ async fn operation(world: &World, rng: &mut Rng) {
     let name = match rng.below(1000) {
         0..20 => "spawn",
         20..22 => "shut_down",
-        22..50 => "toggle_listener",
+        22..25 => "shut_down racing disconnects",
+        25..50 => "toggle_listener",
         50..550 => "connect",
         550..650 => "disconnect",
-        650..820 => "unicast_fast fan-out",
+        650..700 => "broadcast",
+        700..820 => "unicast_fast fan-out",
         _ => "confirmed unicast",
     };
     counters.in_flight.fetch_add(1, Relaxed);
@@ -256,6 +302,13 @@ async fn operation(world: &World, rng: &mut Rng) {
                 let taken = world.slots[index].lock().unwrap().take();
                 if let Some(chaos) = taken {
                     shut_down_node(world, chaos).await;
+                }
+            }
+            "shut_down racing disconnects" => {
+                let index = rng.below(MAX_NODES as u64) as usize;
+                let taken = world.slots[index].lock().unwrap().take();
+                if let Some(chaos) = taken {
+                    race_shut_down(world, rng, chaos).await;
                 }
             }
             "toggle_listener" => {
@@ -297,6 +350,15 @@ async fn operation(world: &World, rng: &mut Rng) {
                     }
                 }
             }
+            "broadcast" => {
+                if let Some(chaos) = world.pick(rng) {
+                    // WR-04: the deprecated broadcast skips (and logs) the peers it can't reach
+                    #[allow(deprecated)]
+                    let sent = chaos.broadcast(payload(rng));
+                    sent.expect("writing is enabled, so broadcast can't fail");
+                    counters.broadcasts.fetch_add(1, Relaxed);
+                }
+            }
             "unicast_fast fan-out" => {
                 if let Some(chaos) = world.pick(rng) {
                     let payload = payload(rng);
@@ -334,6 +396,24 @@ async fn operation(world: &World, rng: &mut Rng) {
     counters.ops.fetch_add(1, Relaxed);
 }
 
+/// CHAOS-08: user disconnects of some of the node's connections, spawned just before its
+/// shut_down, race it for the same connections (some hooks outlive the drain deadline).
+async fn race_shut_down(world: &World, rng: &mut Rng, chaos: ChaosNode) {
+    let mut racers = JoinSet::new();
+    let addrs = chaos.node.connected_addrs();
+    for addr in addrs.into_iter().take(rng.between(1, 8) as usize) {
+        let node = chaos.node.clone();
+        racers.spawn(async move { node.disconnect(addr).await });
+    }
+    shut_down_node(world, chaos).await;
+    while let Some(joined) = racers.join_next().await {
+        if joined.unwrap() {
+            world.counters.disconnects.fetch_add(1, Relaxed);
+        }
+    }
+    world.counters.races.fetch_add(1, Relaxed);
+}
+
 fn payload(rng: &mut Rng) -> Bytes {
     let len = rng.between(1, MAX_FRAME as u64) as usize;
     Bytes::from(vec![rng.below(256) as u8; len])
@@ -350,18 +430,16 @@ async fn worker(world: Arc<World>, mut rng: Rng) {
     }
 }
 
-/// Now and then, 16-64 extra workers that run a short burst of operations with no delay.
+/// Now and then, 30-60 extra workers that run operations with no delay for about 2 s.
 async fn burster(world: Arc<World>, mut rng: Rng) {
     while !world.stop.load(Relaxed) {
         tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
         let mut burst = JoinSet::new();
-        for _ in 0..rng.between(16, 64) {
+        let until = Instant::now() + BURST;
+        for _ in 0..rng.between(30, 60) {
             let (world, mut rng) = (world.clone(), rng.fork());
             burst.spawn(async move {
-                for _ in 0..rng.between(5, 30) {
-                    if world.stop.load(Relaxed) {
-                        break;
-                    }
+                while Instant::now() < until && !world.stop.load(Relaxed) {
                     operation(&world, &mut rng).await;
                 }
             });
@@ -375,11 +453,28 @@ async fn burster(world: Arc<World>, mut rng: Rng) {
 
 /// CHAOS-02: samples every node's counts against its limits; CHAOS-06: and the process's open
 /// fds (at most 4096) and the runtime's live tasks (at most 10,000).
-async fn sampler(world: Arc<World>) -> u64 {
+async fn sampler(world: Arc<World>, progress: bool) -> u64 {
     let mut samples = 0;
     let mut rounds = 0u64;
+    let start = Instant::now();
+    let mut next_report = start + Duration::from_secs(30);
     while !world.stop.load(Relaxed) {
         rounds += 1;
+        if progress && Instant::now() >= next_report {
+            next_report += Duration::from_secs(30);
+            let c = &world.counters;
+            eprintln!(
+                "chaos: {:.0?} in, {} operations, {} connections made, {} nodes spawned, {} shut down \
+                 ({} raced by disconnects), {} slow hooks",
+                start.elapsed(),
+                c.ops.load(Relaxed),
+                c.connects_ok.load(Relaxed),
+                c.spawned.load(Relaxed),
+                c.shut_down.load(Relaxed),
+                c.races.load(Relaxed),
+                c.slow_hooks.load(Relaxed),
+            );
+        }
         if rounds.is_multiple_of(50) {
             let (fds, tasks) = (open_fds(), alive_tasks());
             world.counters.peak_fds.fetch_max(fds as u64, Relaxed);
@@ -443,7 +538,7 @@ async fn chaos() {
         workers.spawn(worker(world.clone(), rng.fork()));
     }
     workers.spawn(burster(world.clone(), rng.fork()));
-    let sampling = tokio::spawn(sampler(world.clone()));
+    let sampling = tokio::spawn(sampler(world.clone(), secs > 60));
 
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -482,8 +577,10 @@ async fn chaos() {
         "every node was shut down"
     );
 
-    // CHAOS-05: hooks pair up (ABORTABLE = false)
-    let pairs = tokio::time::timeout(Duration::from_secs(5), async {
+    // CHAOS-05: hooks pair up (ABORTABLE = false), and no hook is left running: a slow hook
+    // of a teardown started elsewhere may outlive its node's shut_down, bounded by its timeout
+    let hook_limit = Duration::from_millis(HOOK_TIMEOUT_MS) + Duration::from_secs(10);
+    let pairs = tokio::time::timeout(hook_limit, async {
         while counters.on_connect.load(Relaxed) != counters.on_disconnect.load(Relaxed) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -493,6 +590,10 @@ async fn chaos() {
         counters.on_connect.load(Relaxed),
         counters.on_disconnect.load(Relaxed),
     );
+    let hooks_left = settle(0, hook_limit, || {
+        counters.hooks_running.load(Relaxed) as usize
+    })
+    .await;
 
     // CHAOS-06: resources back where they started
     let fds_end = settle(fds_at_start, Duration::from_secs(10), open_fds).await;
@@ -501,16 +602,20 @@ async fn chaos() {
     let ops = counters.ops.load(Relaxed);
     eprintln!(
         "chaos figures: {ops} operations in {elapsed:.1?} ({:.0} ops/s), {} connections churned \
-         ({} hook pairs), {spawned} nodes spawned and shut down, {} connects failed, {} \
-         disconnects, {} flaps, {} unicast_fast, {} confirmed, {} send errors, {} received, \
-         {} bursts, {samples} limit samples (peak {} connected, {} connecting, {} fds, {} tasks); fds {fds_at_start} -> {fds_end}, tasks \
+         ({} hook pairs, {} slow hooks), {spawned} nodes spawned and shut down ({} raced by \
+         disconnects), {} connects failed, {} disconnects, {} flaps, {} broadcasts, {} \
+         unicast_fast, {} confirmed, {} send errors, {} received, {} bursts, {samples} limit \
+         samples (peak {} connected, {} connecting, {} fds, {} tasks); fds {fds_at_start} -> {fds_end}, tasks \
          {tasks_at_start} -> {tasks_end}",
         ops as f64 / elapsed.as_secs_f64(),
         counters.connects_ok.load(Relaxed),
         on_connect,
+        counters.slow_hooks.load(Relaxed),
+        counters.races.load(Relaxed),
         counters.connects_failed.load(Relaxed),
         counters.disconnects.load(Relaxed),
         counters.flaps.load(Relaxed),
+        counters.broadcasts.load(Relaxed),
         counters.sent_fast.load(Relaxed),
         counters.confirmed.load(Relaxed),
         counters.send_errors.load(Relaxed),
@@ -527,6 +632,10 @@ async fn chaos() {
     assert!(
         pairs.is_ok(),
         "seed {seed}: {on_connect} on_connect but {on_disconnect} on_disconnect"
+    );
+    assert_eq!(
+        hooks_left, 0,
+        "seed {seed}: on_disconnect hooks still running"
     );
     assert!(
         fds_end <= fds_at_start,
