@@ -1,8 +1,9 @@
 //! Shared helpers for pea2pea's integration tests.
 //!
-//! The tests in `tests/tests/*.rs` prove the engine's behaviour item by item (the ids such as
-//! `CONN-08` refer to `ENGINE-BEHAVIOUR.md`). They only use the engine's public API and real
-//! loopback sockets. Everything a test waits for is bounded by a deadline: use [`wait_until`]
+//! The tests in `tests/tests/*.rs` prove the engine's behaviour item by item: the ids such as
+//! `CONN-08` are entries of `BEHAVIOUR.md` at the repository root (`catalogue.rs` checks that
+//! each cited id has one). They only use the engine's public API and real loopback sockets.
+//! Everything a test waits for is bounded by a deadline: use [`wait_until`]
 //! (or [`wait_for_connections`]) to poll a condition, and keep plain sleeps for proving that
 //! something does *not* happen during a window.
 //!
