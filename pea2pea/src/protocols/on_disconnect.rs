@@ -13,6 +13,12 @@ use crate::{Node, protocols::Writing};
 /// [`Writing::unicast`] (and await it), unless the origin is
 /// [`DisconnectOrigin::Writing`]. [`Node::disconnect`] waits for it, for at most
 /// [`TIMEOUT_MS`](OnDisconnect::TIMEOUT_MS). It may start before `on_connect` has finished.
+///
+/// [`Node::shut_down`] waits for hooks for at most 3 seconds in all. A hook of its own
+/// teardowns still running then is dropped; one run by a teardown started elsewhere (a
+/// [`Node::disconnect`] call, a failed reader or writer) goes on in that caller, up to
+/// `TIMEOUT_MS`, but its connection is already removed and closed, so a last message can no
+/// longer be sent.
 pub trait OnDisconnect: Pea2Pea
 where
     Self: Clone + Send + Sync + 'static,
