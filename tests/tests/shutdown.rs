@@ -284,6 +284,16 @@ impl StuckGoodbye {
         node.enable_on_disconnect().await;
         node
     }
+
+    /// A listening node with one raw peer connected; returns the peer's socket and address.
+    async fn with_raw_peer() -> (Self, tokio::net::TcpStream, SocketAddr) {
+        let node = Self::new().await;
+        let addr = start_listening(&node.node).await;
+        let raw = raw_connect(addr).await;
+        wait_for_connections(&node.node, 1).await;
+        let peer = node.node.connected_addrs()[0];
+        (node, raw, peer)
+    }
 }
 
 impl Pea2Pea for StuckGoodbye {
@@ -321,11 +331,7 @@ async fn assert_nothing_registered(
 // socket is closed; the hook goes on in its caller, which then gets `true`.
 #[tokio::test]
 async fn shut_10_slow_user_disconnect_does_not_outlive_shutdown() {
-    let node = StuckGoodbye::new().await;
-    let addr = start_listening(&node.node).await;
-    let mut raw = raw_connect(addr).await;
-    wait_for_connections(&node.node, 1).await;
-    let peer = node.node.connected_addrs()[0];
+    let (node, mut raw, peer) = StuckGoodbye::with_raw_peer().await;
 
     let disconnect = {
         let n = node.node.clone();
@@ -356,11 +362,7 @@ async fn shut_10_slow_user_disconnect_does_not_outlive_shutdown() {
 // future later touches nothing.
 #[tokio::test]
 async fn shut_10_stalled_disconnect_does_not_outlive_shutdown() {
-    let node = StuckGoodbye::new().await;
-    let addr = start_listening(&node.node).await;
-    let mut raw = raw_connect(addr).await;
-    wait_for_connections(&node.node, 1).await;
-    let peer = node.node.connected_addrs()[0];
+    let (node, mut raw, peer) = StuckGoodbye::with_raw_peer().await;
 
     let mut stalled = Box::pin(node.node.disconnect(peer));
     tokio::select! {
