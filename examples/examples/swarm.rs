@@ -10,6 +10,16 @@
 //! rumour once however many peers it goes to; `protocol!` declares what the nodes speak. A
 //! progress line shows convergence and the message rate; the summary gives the time to
 //! converge, traffic, memory per node and errors.
+//!
+//! The same protocol also runs one node per process, for hosts of their own (the namespace
+//! testbed, `scripts/testbed`, starts one per network namespace):
+//!
+//! ```text
+//! swarm --listen ADDR [--join SEED] [--max-per-ip N]    # a member, until `quit` or end of input
+//! swarm --probe ADDR --connections K                    # K raw connections: admitted or refused?
+//! ```
+//!
+//! See the `member` module for what a member prints and reads.
 
 use std::{
     io::Write,
@@ -26,10 +36,22 @@ use bytes::Bytes;
 use pea2pea::{Config, Message, Node, Topology, connect_nodes, protocol, protocols::Writing};
 use pea2pea_examples::{Args, resident_memory, wait_until};
 
-/// The one message of the gossip protocol.
+#[path = "swarm/member.rs"]
+mod member;
+
+/// The messages of the gossip protocol.
 #[derive(Message, Debug)]
 enum Gossip {
-    Rumour { id: u32, body: Bytes },
+    Rumour {
+        id: u32,
+        body: Bytes,
+    },
+    /// A member's listening address and the members it knows (members in processes of their
+    /// own send it on connect and as a heartbeat; the in-process demo never does).
+    Hello {
+        me: SocketAddr,
+        known: Vec<SocketAddr>,
+    },
 }
 
 /// What every node shares with the swarm, for the summary.
@@ -55,6 +77,7 @@ protocol! {
         // number of rumours can never overflow, however bursty the flood (see MAX_RUMOURS)
         write_queue = 4096,
         on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)),
+        on Gossip::Hello { .. } => {} // in one process, every node knows every other already
     }
 }
 
@@ -90,15 +113,33 @@ impl Gossiper {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["nodes", "topology", "degree", "rumours"]) {
+    let args = match Args::parse(&[
+        "nodes",
+        "topology",
+        "degree",
+        "rumours",
+        "listen",
+        "join",
+        "max-per-ip",
+        "probe",
+        "connections",
+    ]) {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: swarm [--nodes N] [--topology random|ring|mesh|line|star] [--degree D] [--rumours R]"
+                "{e}\nusage: swarm [--nodes N] [--topology random|ring|mesh|line|star] [--degree D] [--rumours R]\n   \
+                 or: swarm --listen ADDR [--join SEED] [--max-per-ip N]\n   \
+                 or: swarm --probe ADDR --connections K"
             );
             return ExitCode::FAILURE;
         }
     };
+    if args.has("listen") {
+        return member::run(&args).await;
+    }
+    if args.has("probe") {
+        return member::probe(&args).await;
+    }
     let nodes_n: usize = args.get("nodes", 300);
     let degree: usize = args.get("degree", 4);
     let rumours: usize = args.get("rumours", 2000);

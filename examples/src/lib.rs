@@ -65,6 +65,11 @@ impl Args {
         }
     }
 
+    /// Whether `--key` was given.
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
     /// The raw value of `--key`, or `default`.
     pub fn get_str<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.0.get(key).map(String::as_str).unwrap_or(default)
