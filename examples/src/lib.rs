@@ -108,6 +108,73 @@ pub fn raise_open_file_limit(needed: u64) -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(needed)
 }
 
+/// What [`ensure_open_files`] did to the open-file limit (`RLIMIT_NOFILE`).
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimit {
+    /// Soft and hard limits before.
+    pub before: (u64, u64),
+    /// Soft and hard limits now.
+    pub after: (u64, u64),
+    /// How many files were asked for.
+    pub needed: u64,
+}
+
+impl FileLimit {
+    /// Whether the soft limit now covers what was asked for.
+    pub fn enough(&self) -> bool {
+        self.after.0 >= self.needed
+    }
+}
+
+impl std::fmt::Display for FileLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ((soft0, hard0), (soft1, hard1)) = (self.before, self.after);
+        write!(f, "open files: {} needed; soft limit ", self.needed)?;
+        match soft1 > soft0 {
+            true => write!(f, "raised from {soft0} to {soft1}")?,
+            false => write!(f, "{soft0}")?,
+        }
+        match hard1 > hard0 {
+            true => write!(f, ", hard limit raised from {hard0} to {hard1} (privileged)")?,
+            false => write!(f, ", hard limit {hard0}")?,
+        }
+        if !self.enough() {
+            write!(
+                f,
+                " — NOT enough: raising the hard limit needs root or CAP_SYS_RESOURCE \
+                 (`ulimit -Hn {}` as root, or `nofile` in /etc/security/limits.conf)",
+                self.needed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Raises this process's open-file limit to `needed` if it can: the soft limit up to the hard
+/// one, and the hard limit as well when the process is allowed to (root, or
+/// `CAP_SYS_RESOURCE`, up to the system's `fs.nr_open`). Never lowers a limit. Says what it
+/// did; check [`FileLimit::enough`].
+pub fn ensure_open_files(needed: u64) -> std::io::Result<FileLimit> {
+    use rlimit::{Resource, getrlimit, setrlimit};
+    let before = getrlimit(Resource::NOFILE)?;
+    if before.0 < needed && before.1 < needed {
+        // an unprivileged process gets EPERM here, and keeps its limits
+        let _ = setrlimit(Resource::NOFILE, needed, needed);
+    }
+    let _ = rlimit::increase_nofile_limit(needed);
+    Ok(FileLimit {
+        before,
+        after: getrlimit(Resource::NOFILE)?,
+        needed,
+    })
+}
+
+/// Reads a kernel setting under /proc/sys (such as `net/core/somaxconn`), trimmed.
+pub fn sysctl(path: &str) -> Option<String> {
+    let value = std::fs::read_to_string(format!("/proc/sys/{path}")).ok()?;
+    Some(value.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// Compiles the code blocks of README.md as doc tests, so the README cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
