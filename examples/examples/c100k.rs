@@ -198,7 +198,12 @@ async fn server(n: usize, shards: usize) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args(["--role", "clients", "--target", &addr.to_string()])
-        .args(["--connections", &n.to_string(), "--sources", &sources.to_string()])
+        .args([
+            "--connections",
+            &n.to_string(),
+            "--sources",
+            &sources.to_string(),
+        ])
         .stdin(Stdio::piped()) // never written: the child exits when this process ends
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -221,7 +226,12 @@ async fn measure(
     memory_before: Option<u64>,
 ) -> io::Result<()> {
     expect(reports, "dialling").await?;
-    let connected = || nodes.iter().map(|s| s.node().num_connected()).sum::<usize>();
+    let connected = || {
+        nodes
+            .iter()
+            .map(|s| s.node().num_connected())
+            .sum::<usize>()
+    };
     let hellos = || nodes.iter().map(|s| s.hellos.load(Relaxed)).sum::<usize>();
     let started = Instant::now();
     let all_up = wait_until(PHASE, || connected() == n && hellos() == n).await;
@@ -267,7 +277,10 @@ async fn measure(
         tasks.spawn(async move { node.shut_down().await });
     }
     while tasks.join_next().await.is_some() {}
-    println!("  shutdown   {n} connections closed in {:.2?}", started.elapsed());
+    println!(
+        "  shutdown   {n} connections closed in {:.2?}",
+        started.elapsed()
+    );
     let rejected: u64 = nodes
         .iter()
         .map(|s| s.node().heuristics().inbound_connections_rejected())
@@ -286,10 +299,16 @@ async fn expect(reports: &mut Lines<BufReader<ChildStdout>>, what: &str) -> io::
             // the child's own lines about its limits are passed through
             Ok(Ok(Some(line))) if line.starts_with("clients:") => println!("{line}"),
             Ok(Ok(Some(line))) if line.starts_with(what) => return Ok(line),
-            Ok(Ok(Some(line))) => return Err(io::Error::other(format!("the clients said {line:?}"))),
+            Ok(Ok(Some(line))) => {
+                return Err(io::Error::other(format!("the clients said {line:?}")));
+            }
             Ok(Ok(None)) => return Err(io::Error::other("the clients' process ended early")),
             Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(io::Error::other(format!("no {what:?} from the clients in time"))),
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "no {what:?} from the clients in time"
+                )));
+            }
         }
     }
 }
@@ -315,7 +334,11 @@ async fn clients(target: SocketAddr, n: usize, sources: usize) -> io::Result<()>
     let dialling = Arc::new(Semaphore::new(DIALLING));
     let mut tasks = JoinSet::new();
     for i in 0..n {
-        let permit = dialling.clone().acquire_owned().await.expect("never closed");
+        let permit = dialling
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % sources) as u8));
         let client = Client {
             node: Node::new(Config {

@@ -119,7 +119,7 @@ impl Worker {
         let mut cycle = 0u64;
         while Instant::now() < until {
             cycle += 1;
-            if let Err(e) = self.cycle(hub, ip, cycle % 2 == 0).await {
+            if let Err(e) = self.cycle(hub, ip, cycle.is_multiple_of(2)).await {
                 tally.connect_errors.fetch_add(1, Relaxed);
                 tracing::debug!("cycle failed: {e}");
             } else {
@@ -128,7 +128,12 @@ impl Worker {
         }
     }
 
-    async fn cycle(&self, hub: SocketAddr, ip: std::net::IpAddr, hub_closes: bool) -> io::Result<()> {
+    async fn cycle(
+        &self,
+        hub: SocketAddr,
+        ip: std::net::IpAddr,
+        hub_closes: bool,
+    ) -> io::Result<()> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(ip, 0))?;
         self.node.connect_using_socket(hub, socket).await?;
@@ -187,7 +192,11 @@ async fn run(workers: usize, duration: Duration) -> io::Result<bool> {
     // the declared protocols, then the hand-written on_connect, then the listener
     hub.enable_protocols().await;
     hub.enable_on_connect().await;
-    let hub_addr = hub.node().toggle_listener().await?.expect("was not listening");
+    let hub_addr = hub
+        .node()
+        .toggle_listener()
+        .await?
+        .expect("was not listening");
     let worker_hooks = Arc::new(Hooks::default());
     let mut nodes = Vec::with_capacity(workers);
     for i in 0..workers {
@@ -255,7 +264,8 @@ async fn run(workers: usize, duration: Duration) -> io::Result<bool> {
         show(files_before),
         show(files_after)
     );
-    let mib = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0));
+    let mib =
+        |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0));
     println!(
         "  memory      {} before, {} after (resident; the allocator keeps some of what it freed)",
         mib(memory_before),

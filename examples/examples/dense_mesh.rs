@@ -69,7 +69,9 @@ async fn main() -> ExitCode {
     let connections = (n * (n - 1) / 2) as u64;
     let needed = 2 * connections + n as u64 + SPARE_FILES;
     match ensure_open_files(needed) {
-        Ok(limit) if limit.enough() => println!("dense_mesh: {n} nodes, {connections} connections; {limit}"),
+        Ok(limit) if limit.enough() => {
+            println!("dense_mesh: {n} nodes, {connections} connections; {limit}")
+        }
         Ok(limit) => {
             eprintln!("dense_mesh: {limit}; use fewer nodes");
             return ExitCode::FAILURE;
@@ -80,7 +82,9 @@ async fn main() -> ExitCode {
         }
     }
     if resident_memory().is_none() {
-        eprintln!("dense_mesh: no /proc/self/statm here, so no memory figures; it measures on Linux");
+        eprintln!(
+            "dense_mesh: no /proc/self/statm here, so no memory figures; it measures on Linux"
+        );
         return ExitCode::FAILURE;
     }
     let rss = || resident_memory().unwrap_or(0);
@@ -118,7 +122,11 @@ async fn main() -> ExitCode {
         Ok(()) => {
             let all = 2 * connections as usize;
             wait_until(Duration::from_secs(60), || {
-                nodes.iter().map(|m| m.node().num_connected()).sum::<usize>() == all
+                nodes
+                    .iter()
+                    .map(|m| m.node().num_connected())
+                    .sum::<usize>()
+                    == all
             })
             .await
         }
@@ -153,7 +161,11 @@ async fn main() -> ExitCode {
             "  after hello  {} per connection, {} per end, once a message crossed each way{}",
             kib(used.saturating_sub(with_nodes), connections),
             kib(used.saturating_sub(with_nodes), 2 * connections),
-            if all_heard { "" } else { " (NOT all hellos arrived)" }
+            if all_heard {
+                ""
+            } else {
+                " (NOT all hellos arrived)"
+            }
         );
         println!(
             "  in all       {:.1} MiB resident for {n} nodes: {} per node, connections included",

@@ -13,12 +13,17 @@
 //! once two have registered, it tells each one its own observed address and its partner's.
 //! Both then dial the partner from a new socket bound to the *same* local port. Neither has a
 //! listener, so the connection can only come from a TCP simultaneous open: each side's SYN
-//! meets the other side's socket in `SYN-SENT`. A SYN that arrives before the other side has
-//! dialled is refused, so both keep dialling until two attempts cross (on loopback, a few
-//! dozen tries at most); behind real NATs, the same early attempts are what open the holes.
+//! meets the other side's socket in `SYN-SENT`. The two SYNs must cross: one that arrives
+//! before the partner's socket exists is refused. So the rendezvous names the instant to dial,
+//! and each peer sleeps until just before it and spins to it, so that both dials leave within
+//! microseconds; a refused attempt is retried by both at the next agreed instant (every 10 ms,
+//! for up to 10 s). On an idle machine the first attempt usually succeeds; on a busy one, where
+//! a peer's thread may not be running at the instant, it can take a hundred. Behind real NATs
+//! the early attempts are also what opens each side's mapping.
 //!
-//! On loopback the peers bind 127.0.0.2 and 127.0.0.3; with the roles, each runs in its own
-//! process, on its own host (the namespace testbed runs them across three namespaces).
+//! On loopback the peers bind 127.0.0.2 and 127.0.0.3, each on a thread and runtime of its
+//! own; with the roles, each runs in its own process, on its own host (the namespace testbed,
+//! `scripts/testbed`, runs them across three namespaces).
 
 use std::{
     io,
@@ -125,7 +130,9 @@ struct Introduction {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A socket bound to `local` that other sockets may share the port with.
@@ -198,7 +205,12 @@ impl Peer {
 
     /// Dials `partner` from `local` at the agreed instants until the two have greeted each
     /// other over one connection; returns the number of the attempt that made it.
-    async fn punch(&self, local: SocketAddr, partner: SocketAddr, dial_at_us: u64) -> io::Result<u32> {
+    async fn punch(
+        &self,
+        local: SocketAddr,
+        partner: SocketAddr,
+        dial_at_us: u64,
+    ) -> io::Result<u32> {
         let every = RETRY_EVERY.as_micros() as u64;
         let mut attempt = 0;
         while attempt < ATTEMPTS {
@@ -342,13 +354,22 @@ async fn on_loopback() -> io::Result<()> {
     let on_own_thread = |ip: &str, name: &'static str| {
         let ip: IpAddr = ip.parse().unwrap();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(peer(at, ip, name))
         })
     };
-    let (ann, bob) = (on_own_thread("127.0.0.2", "ann"), on_own_thread("127.0.0.3", "bob"));
+    let (ann, bob) = (
+        on_own_thread("127.0.0.2", "ann"),
+        on_own_thread("127.0.0.3", "bob"),
+    );
     for peer in [ann, bob] {
-        println!("{}", peer.join().map_err(|_| io::Error::other("a peer panicked"))??);
+        println!(
+            "{}",
+            peer.join()
+                .map_err(|_| io::Error::other("a peer panicked"))??
+        );
     }
     serving.await.map_err(io::Error::other)?
 }

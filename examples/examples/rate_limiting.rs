@@ -68,7 +68,9 @@ impl Handshake for Guard {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How often the guard samples its connections' counters, and the window it judges.
@@ -212,7 +214,11 @@ async fn run(limit: u64, duration: Duration) -> io::Result<bool> {
         tokio::spawn(async move {
             let (started, mut sent) = (Instant::now(), 0u64);
             while started.elapsed() < duration {
-                if honest.send(guard_addr, Chat::Say("hello".into())).await.is_err() {
+                if honest
+                    .send(guard_addr, Chat::Say("hello".into()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 sent += 1;
@@ -225,14 +231,20 @@ async fn run(limit: u64, duration: Duration) -> io::Result<bool> {
     let started = Instant::now();
     let mut flooded = 0u64;
     while started.elapsed() < duration
-        && flooder.send(guard_addr, Chat::Say("spam".into())).await.is_ok()
+        && flooder
+            .send(guard_addr, Chat::Say("spam".into()))
+            .await
+            .is_ok()
     {
         flooded += 1;
     }
     let cut_after = started.elapsed();
     let banned = wait_until(Duration::from_secs(5), || guard.bans.load(Relaxed) == 1).await;
     // it redials; the guard's handshake turns it away
-    let _ = wait_until(Duration::from_secs(5), || !flooder.node().is_connected(guard_addr)).await;
+    let _ = wait_until(Duration::from_secs(5), || {
+        !flooder.node().is_connected(guard_addr)
+    })
+    .await;
     let _ = flooder.dial_from("127.0.0.3", guard_addr).await;
     let refused = wait_until(Duration::from_secs(5), || guard.refused.load(Relaxed) >= 1).await;
 
@@ -251,14 +263,26 @@ async fn run(limit: u64, duration: Duration) -> io::Result<bool> {
         "  honest   127.0.0.2  sent {sent} messages at {:.0}/s; {} delivered; {}",
         1.0 / pace.as_secs_f64(),
         delivered(&guard),
-        if honest_stayed { "still connected at the end" } else { "CUT OFF" }
+        if honest_stayed {
+            "still connected at the end"
+        } else {
+            "CUT OFF"
+        }
     );
     println!(
         "  flooder  127.0.0.3  sent {flooded} messages in {cut_after:.2?} ({:.0}/s) before it was {}; \
          its redial was {}",
         flooded as f64 / cut_after.as_secs_f64(),
-        if banned { "banned and disconnected" } else { "NOT banned" },
-        if refused { "refused in the handshake" } else { "NOT refused" }
+        if banned {
+            "banned and disconnected"
+        } else {
+            "NOT banned"
+        },
+        if refused {
+            "refused in the handshake"
+        } else {
+            "NOT refused"
+        }
     );
     println!(
         "  guard    bans {}, connections refused in the handshake {}",

@@ -135,7 +135,10 @@ impl std::fmt::Display for FileLimit {
             false => write!(f, "{soft0}")?,
         }
         match hard1 > hard0 {
-            true => write!(f, ", hard limit raised from {hard0} to {hard1} (privileged)")?,
+            true => write!(
+                f,
+                ", hard limit raised from {hard0} to {hard1} (privileged)"
+            )?,
             false => write!(f, ", hard limit {hard0}")?,
         }
         if !self.enough() {

@@ -57,7 +57,9 @@ impl Net {
 
     /// The address of host `i` (10.77.0.1 for host 0).
     pub fn addr(i: usize) -> Ipv4Addr {
-        format!("{SUBNET}.{}", i + 1).parse().expect("at most 250 hosts")
+        format!("{SUBNET}.{}", i + 1)
+            .parse()
+            .expect("at most 250 hosts")
     }
 
     pub fn bridge_ns(&self) -> String {
@@ -71,20 +73,32 @@ impl Net {
     /// A command that runs `program` inside host `i`'s namespace.
     pub fn command(&self, i: usize, program: &std::path::Path) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("ip");
-        command.args(["netns", "exec", &self.host_ns(i)]).arg(program);
+        command
+            .args(["netns", "exec", &self.host_ns(i)])
+            .arg(program);
         command
     }
 
     /// Takes host `i`'s link to the bridge down or up (its side in the bridge's namespace).
     pub fn set_link(&self, i: usize, up: bool) -> Result<(), String> {
         let state = if up { "up" } else { "down" };
-        ip(&["-n", &self.bridge_ns(), "link", "set", &format!("v{i}"), state])
+        ip(&[
+            "-n",
+            &self.bridge_ns(),
+            "link",
+            "set",
+            &format!("v{i}"),
+            state,
+        ])
     }
 
     /// Limits host `i`'s link to `rate` (a tc rate, `2mbit`) both ways with a `tbf` qdisc on
     /// each end, or removes the limit (`None`).
     pub fn limit(&self, i: usize, rate: Option<&str>) -> Result<(), String> {
-        let ends = [(self.bridge_ns(), format!("v{i}")), (self.host_ns(i), "eth0".into())];
+        let ends = [
+            (self.bridge_ns(), format!("v{i}")),
+            (self.host_ns(i), "eth0".into()),
+        ];
         for (ns, dev) in &ends {
             match rate {
                 Some(rate) => tc(&[
@@ -125,7 +139,10 @@ impl Drop for Net {
 fn range_is_free() -> Result<(), String> {
     let taken = |out: String| out.contains(&format!(" {SUBNET}."));
     if taken(run("ip", &["-4", "-o", "addr", "show"])?)
-        || taken(format!(" {}", run("ip", &["-4", "route", "show", "table", "all"])?))
+        || taken(format!(
+            " {}",
+            run("ip", &["-4", "route", "show", "table", "all"])?
+        ))
     {
         return Err(format!(
             "{SUBNET}.0/24 is in use on this machine (an address or a route); the testbed uses \

@@ -53,7 +53,9 @@ async fn wait_for(
     loop {
         let seen: Vec<Seen> = members.iter().map(Host::seen).collect();
         if let Some(gone) = seen.iter().position(|s| s.exited) {
-            return Err(format!("the member of host {gone} exited while waiting for {what}"));
+            return Err(format!(
+                "the member of host {gone} exited while waiting for {what}"
+            ));
         }
         if done(&seen) {
             return Ok(started.elapsed());
@@ -124,7 +126,8 @@ async fn partition(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFro
     }
     let limit = Duration::from_secs(30);
     let took = wait_for(members, "partition seen by the members", limit, |s| {
-        s[..half].iter().all(|s| s.connected == half - 1) && s[half..].iter().all(|s| s.connected == 0)
+        s[..half].iter().all(|s| s.connected == half - 1)
+            && s[half..].iter().all(|s| s.connected == 0)
     })
     .await?;
     println!(
@@ -140,17 +143,28 @@ async fn partition(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFro
     .await?;
     // the cut-off hosts have no link at all; a second shows that nothing reaches them
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let reached = members.iter().filter(|m| m.seen().heard.contains_key(&id)).count();
+    let reached = members
+        .iter()
+        .filter(|m| m.seen().heard.contains_key(&id))
+        .count();
     if reached != half {
-        return Err(format!("a rumour crossed the partition ({reached} hosts heard it)"));
+        return Err(format!(
+            "a rumour crossed the partition ({reached} hosts heard it)"
+        ));
     }
     println!("                a rumour started at host 0 meanwhile reached {reached}/{n} hosts");
     for i in half..n {
         net.set_link(i, true)?;
     }
-    let took = wait_for(members, "healed mesh with the rumour everywhere", limit, |s| {
-        s.iter().all(|s| s.connected == n - 1 && s.heard.contains_key(&id))
-    })
+    let took = wait_for(
+        members,
+        "healed mesh with the rumour everywhere",
+        limit,
+        |s| {
+            s.iter()
+                .all(|s| s.connected == n - 1 && s.heard.contains_key(&id))
+        },
+    )
     .await?;
     println!(
         "  healed        links up: the members redialled, full mesh again and that rumour at all {n} hosts in {}",
@@ -162,7 +176,10 @@ async fn partition(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFro
 /// When each host heard rumour `id`, relative to `started`.
 fn delays(members: &[Host], id: u32, started: Instant) -> Vec<Duration> {
     let heard = |m: &Host| m.seen().heard.get(&id).map(|at| at.duration_since(started));
-    members.iter().map(|m| heard(m).unwrap_or_default()).collect()
+    members
+        .iter()
+        .map(|m| heard(m).unwrap_or_default())
+        .collect()
 }
 
 async fn slow_link(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFrom<u32>) -> Outcome {
@@ -173,11 +190,20 @@ async fn slow_link(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFro
     // the same rumour size without a limit first, for comparison
     let (id, started) = start_rumour(members, 0, BIG_RUMOUR, ids).await?;
     wait_for(members, "big rumour everywhere", limit, everywhere(id)).await?;
-    let free = delays(members, id, started).into_iter().max().unwrap_or_default();
+    let free = delays(members, id, started)
+        .into_iter()
+        .max()
+        .unwrap_or_default();
 
     net.limit(slow, Some(SLOW_RATE))?;
     let (id, started) = start_rumour(members, 0, BIG_RUMOUR, ids).await?;
-    let result = wait_for(members, "big rumour over the slow link", limit, everywhere(id)).await;
+    let result = wait_for(
+        members,
+        "big rumour over the slow link",
+        limit,
+        everywhere(id),
+    )
+    .await;
     net.limit(slow, None)?;
     result?;
     let mut took = delays(members, id, started);
@@ -205,10 +231,21 @@ struct Probe {
 
 /// Opens `connections` plain connections from host `from` to `target` and says how many the
 /// member there admitted.
-async fn probe(net: &Net, setup: &Setup, from: usize, target: SocketAddr, connections: usize) -> Outcome<Probe> {
+async fn probe(
+    net: &Net,
+    setup: &Setup,
+    from: usize,
+    target: SocketAddr,
+    connections: usize,
+) -> Outcome<Probe> {
     let output = net
         .command(from, &setup.swarm)
-        .args(["--probe", &target.to_string(), "--connections", &connections.to_string()])
+        .args([
+            "--probe",
+            &target.to_string(),
+            "--connections",
+            &connections.to_string(),
+        ])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -240,10 +277,14 @@ async fn per_ip_limit(net: &Net, setup: &Setup, members: &mut [Host]) -> Outcome
         probe(net, setup, other, target_addr, 1)
     );
     let (flood, single) = (flood?, single?);
-    let counted = |s: &[Seen]| s[target].rejected - before == (flood.refused + single.refused) as u64;
+    let counted =
+        |s: &[Seen]| s[target].rejected - before == (flood.refused + single.refused) as u64;
     let limit = Duration::from_secs(10);
     wait_for(members, "rejections counted", limit, counted).await?;
-    wait_for(members, "mesh intact", limit, |s| s.iter().all(|s| s.connected == n - 1)).await?;
+    wait_for(members, "mesh intact", limit, |s| {
+        s.iter().all(|s| s.connected == n - 1)
+    })
+    .await?;
     println!(
         "  per-IP limit  {} opened {opened} connections to {target_addr} (limit {max} per IP, one in use by its member): {} admitted, {} refused, {} rejections counted there; {} was admitted meanwhile and the mesh kept every link",
         Net::addr(flooder),
@@ -274,9 +315,31 @@ async fn hole_punching(net: &Net, program: &std::path::Path) -> Outcome {
             .kill_on_drop(true)
             .output()
     };
-    let server = spawn(0, vec!["--role".into(), "rendezvous".into(), "--listen".into(), rendezvous.to_string(), "--peers".into(), "2".into()]);
+    let server = spawn(
+        0,
+        vec![
+            "--role".into(),
+            "rendezvous".into(),
+            "--listen".into(),
+            rendezvous.to_string(),
+            "--peers".into(),
+            "2".into(),
+        ],
+    );
     let peer = |host: usize, name: &str| {
-        spawn(host, vec!["--role".into(), "peer".into(), "--rendezvous".into(), rendezvous.to_string(), "--bind".into(), Net::addr(host).to_string(), "--name".into(), name.into()])
+        spawn(
+            host,
+            vec![
+                "--role".into(),
+                "peer".into(),
+                "--rendezvous".into(),
+                rendezvous.to_string(),
+                "--bind".into(),
+                Net::addr(host).to_string(),
+                "--name".into(),
+                name.into(),
+            ],
+        )
     };
     let all = async { tokio::join!(server, peer(1, "ann"), peer(2, "bob")) };
     let (server, ann, bob) = tokio::time::timeout(Duration::from_secs(60), all)
@@ -287,7 +350,10 @@ async fn hole_punching(net: &Net, program: &std::path::Path) -> Outcome {
         let output = output.map_err(|e| format!("could not run hole_punching ({who}): {e}"))?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
-            return Err(format!("hole_punching ({who}) failed: {text}{}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "hole_punching ({who}) failed: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         said.push(text);
     }
