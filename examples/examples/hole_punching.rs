@@ -34,7 +34,7 @@ use std::{
 };
 
 use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
-use pea2pea_examples::{Args, wait_until};
+use pea2pea_examples::{Args, lock, wait_until};
 use tokio::{net::TcpSocket, sync::oneshot};
 
 #[derive(Message, Debug)]
@@ -127,12 +127,6 @@ struct Introduction {
     partner: SocketAddr,
     partner_name: String,
     dial_at_us: u64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A socket bound to `local` that other sockets may share the port with.

@@ -27,7 +27,7 @@ use std::{
 };
 
 use pea2pea::{Config, Connection, Message, Node, Pea2Pea, protocol, protocols::Handshake};
-use pea2pea_examples::{Args, wait_until};
+use pea2pea_examples::{Args, lock, wait_until};
 use tokio::net::TcpSocket;
 use tracing::warn;
 
@@ -65,12 +65,6 @@ impl Handshake for Guard {
         }
         Ok(conn)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How often the guard samples its connections' counters, and the window it judges.

@@ -88,6 +88,14 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     true
 }
 
+/// Locks a mutex, taking the value even if a panicking thread poisoned it (the examples'
+/// state stays usable: each update is a single step).
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The process's resident memory in bytes (Linux only).
 pub fn resident_memory() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;

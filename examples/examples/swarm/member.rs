@@ -37,7 +37,7 @@ use std::{
 
 use bytes::Bytes;
 use pea2pea::{Config, Node, Pea2Pea, protocol};
-use pea2pea_examples::Args;
+use pea2pea_examples::{Args, lock};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     net::TcpStream,
@@ -83,12 +83,6 @@ protocol! {
         on_connect(addr) => self.greet(addr),
         on_disconnect(addr) => { lock(&self.state.members).remove(&addr); }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A line on stdout for whoever started this member (stdout is line-buffered).

@@ -14,6 +14,8 @@ use tokio::{
     process::{Child, ChildStdin},
 };
 
+use pea2pea_examples::lock;
+
 use crate::net::Net;
 
 /// The port every member listens on, on its host's address.
@@ -94,12 +96,6 @@ impl Host {
             let _ = self.child.kill().await;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads a member's lines until it exits, keeping what they say in `seen`.
