@@ -152,8 +152,9 @@ impl std::fmt::Display for FileLimit {
         if !self.enough() {
             write!(
                 f,
-                " — NOT enough: raising the hard limit needs root or CAP_SYS_RESOURCE \
-                 (`ulimit -Hn {}` as root, or `nofile` in /etc/security/limits.conf)",
+                " — NOT enough: raising the hard limit needs CAP_SYS_RESOURCE, which this \
+                 process lacks (containers often drop it, even for root); raise it outside \
+                 (`ulimit -Hn {}` where permitted, or `nofile` in /etc/security/limits.conf)",
                 self.needed
             )?;
         }
