@@ -184,9 +184,18 @@ impl Peer {
     /// local address, which the punch reuses.
     async fn register(&self, rendezvous: SocketAddr, ip: IpAddr) -> io::Result<SocketAddr> {
         self.enable_protocols().await;
-        let socket = shared_port_socket(SocketAddr::new(ip, 0))?;
-        let local = socket.local_addr()?;
-        self.node().connect_using_socket(rendezvous, socket).await?;
+        // the rendezvous may not be listening yet (another process, another host): retry
+        let mut tries = 0;
+        let local = loop {
+            let socket = shared_port_socket(SocketAddr::new(ip, 0))?;
+            let local = socket.local_addr()?;
+            match self.node().connect_using_socket(rendezvous, socket).await {
+                Ok(()) => break local,
+                Err(e) if tries == 50 => return Err(e),
+                Err(_) => tries += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         self.send(
             rendezvous,
             Punch::Register {

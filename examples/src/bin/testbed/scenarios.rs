@@ -16,10 +16,12 @@ use crate::{
 
 type Outcome<T = ()> = Result<T, String>;
 
-/// The rate of the limited link in the slow-link step, and the size of the rumour it carries
-/// (its copies from every peer must each arrive within the members' 4 s idle timeout).
+/// The rate of the limited link in the slow-link step (as tc writes it, and in bits/s), and
+/// the size of the rumour it carries: big enough to take a while at that rate, small enough
+/// that the copies from every peer arrive within the members' 4 s idle timeout.
 const SLOW_RATE: &str = "2mbit";
-const BIG_RUMOUR: usize = 16 * 1024;
+const SLOW_RATE_BITS: f64 = 2e6;
+const BIG_RUMOUR: usize = 64 * 1024;
 
 pub async fn run(net: &Net, setup: &Setup, members: &mut Vec<Host>) -> Outcome {
     let seed = SocketAddr::from((Net::addr(0), crate::hosts::PORT));
@@ -210,9 +212,12 @@ async fn slow_link(net: &Net, members: &mut [Host], ids: &mut std::ops::RangeFro
     let slowed = took.remove(slow);
     let others = took.into_iter().max().unwrap_or_default();
     println!(
-        "  slow link     tbf {SLOW_RATE} both ways on host {slow}: a {} KiB rumour reached it in {}, the {} others within {} (all within {} without the limit)",
+        "  slow link     tbf {SLOW_RATE} both ways on host {slow}: a {} KiB rumour reached it in {} (at least {} at that rate), the {} others within {} (all within {} without the limit)",
         BIG_RUMOUR / 1024,
         ms(slowed),
+        ms(Duration::from_secs_f64(
+            BIG_RUMOUR as f64 * 8.0 / SLOW_RATE_BITS
+        )),
         n - 1,
         ms(others),
         ms(free)
@@ -357,16 +362,15 @@ async fn hole_punching(net: &Net, program: &std::path::Path) -> Outcome {
         }
         said.push(text);
     }
-    let punched = said[1..]
-        .iter()
-        .filter_map(|text| text.lines().find(|l| l.contains("punched")))
-        .collect::<Vec<_>>();
+    let punched = said[1]
+        .lines()
+        .find(|l| l.contains("punched"))
+        .unwrap_or("?");
     println!(
-        "  hole punch    rendezvous on {}, peers on {} and {}: {}",
+        "  hole punch    rendezvous on {}, peers on {} and {}; {punched}",
         Net::addr(0),
         Net::addr(1),
         Net::addr(2),
-        punched.join("; ")
     );
     Ok(())
 }
