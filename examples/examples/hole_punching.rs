@@ -16,8 +16,8 @@
 //! meets the other side's socket in `SYN-SENT`. The two SYNs must cross: one that arrives
 //! before the partner's socket exists is refused. So the rendezvous names the instant to dial,
 //! and each peer sleeps until just before it and spins to it, so that both dials leave within
-//! microseconds; a refused attempt is retried by both at the next agreed instant (every 10 ms,
-//! for up to 10 s). On an idle machine the first attempt usually succeeds; on a busy one, where
+//! microseconds; a refused attempt is retried by both at the next agreed instant (every 5 ms,
+//! for up to 20 s). On an idle machine the first attempt usually succeeds; on a busy one, where
 //! a peer's thread may not be running at the instant, it can take a hundred. Behind real NATs
 //! the early attempts are also what opens each side's mapping.
 //!
@@ -143,9 +143,9 @@ fn shared_port_socket(local: SocketAddr) -> io::Result<TcpSocket> {
 
 /// How far ahead the rendezvous sets the moment to dial, and how often both peers try again.
 const LEAD: Duration = Duration::from_millis(100);
-const RETRY_EVERY: Duration = Duration::from_millis(10);
-/// How many times the peers try before giving up (10 s).
-const ATTEMPTS: u32 = 1000;
+const RETRY_EVERY: Duration = Duration::from_millis(5);
+/// How many times the peers try before giving up (20 s).
+const ATTEMPTS: u32 = 4000;
 
 fn unix_micros() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
