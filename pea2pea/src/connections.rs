@@ -3,12 +3,12 @@
 
 use std::{net::SocketAddr, ops::Not, sync::Arc};
 
-use tokio::net::TcpStream;
 use tracing::Span;
 
 use crate::{
     Stats,
     io::{BoxedReader, BoxedWriter},
+    net::TcpStream,
 };
 
 #[cfg(doc)]

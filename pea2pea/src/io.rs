@@ -5,13 +5,12 @@ use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::net::{ReadHalf, WriteHalf};
 
 /// A reading half that a handshake returned in place of the TCP stream.
 pub(crate) type BoxedReader = Box<dyn AsyncRead + Unpin + Send + Sync>;
@@ -19,32 +18,24 @@ pub(crate) type BoxedReader = Box<dyn AsyncRead + Unpin + Send + Sync>;
 pub(crate) type BoxedWriter = Box<dyn AsyncWrite + Unpin + Send + Sync>;
 
 pub(crate) enum ConnReader {
-    Tcp(OwnedReadHalf),
+    Tcp(ReadHalf),
     Boxed(BoxedReader),
 }
 
 pub(crate) enum ConnWriter {
     /// Shared with the connection's outbox, which may write to it directly (non-blocking).
-    Tcp(Arc<OwnedWriteHalf>),
+    Tcp(Arc<WriteHalf>),
     Boxed(BoxedWriter),
 }
 
 impl ConnReader {
     /// Reads a connection's first bytes into `scratch` without a buffer of its own, so that a
     /// silent connection costs no read buffer; `None` for a wrapped stream, which is read
-    /// through its buffer from the start. tokio reports a new socket readable before anything
-    /// arrived, so readiness alone proves nothing: only a read that returns bytes does.
-    pub(crate) async fn first_read(&self, scratch: &mut [u8]) -> io::Result<Option<usize>> {
-        let Self::Tcp(half) = self else {
-            return Ok(None);
-        };
-        loop {
-            half.readable().await?;
-            match half.try_read(scratch) {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
+    /// through its buffer from the start.
+    pub(crate) async fn first_read(&mut self, scratch: &mut [u8]) -> io::Result<Option<usize>> {
+        match self {
+            Self::Tcp(half) => half.first_read(scratch).await.map(Some),
+            Self::Boxed(_) => Ok(None),
         }
     }
 }
@@ -64,28 +55,10 @@ impl AsyncRead for ConnReader {
 
 impl ConnWriter {
     /// The TCP socket's write half, for writes that must not wait (`try_write`).
-    pub(crate) fn shared_tcp(&self) -> Option<Arc<OwnedWriteHalf>> {
+    pub(crate) fn shared_tcp(&self) -> Option<Arc<WriteHalf>> {
         match self {
             Self::Tcp(half) => Some(half.clone()),
             Self::Boxed(_) => None,
-        }
-    }
-}
-
-/// Writes through a shared TCP write half: wait for write readiness, then `try_write`, which
-/// clears the readiness when the socket is full (what tokio's own `poll_write` does).
-fn poll_write_shared(
-    half: &OwnedWriteHalf,
-    cx: &mut Context<'_>,
-    mut write: impl FnMut(&OwnedWriteHalf) -> io::Result<usize>,
-) -> Poll<io::Result<usize>> {
-    loop {
-        if let Err(e) = ready!(half.as_ref().poll_write_ready(cx)) {
-            return Poll::Ready(Err(e));
-        }
-        match write(half) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result),
         }
     }
 }
@@ -97,7 +70,7 @@ impl AsyncWrite for ConnWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(half) => poll_write_shared(half, cx, |h| h.try_write(buf)),
+            Self::Tcp(half) => half.poll_write(cx, buf),
             Self::Boxed(half) => Pin::new(half).poll_write(cx, buf),
         }
     }
@@ -108,14 +81,14 @@ impl AsyncWrite for ConnWriter {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(half) => poll_write_shared(half, cx, |h| h.try_write_vectored(bufs)),
+            Self::Tcp(half) => half.poll_write_vectored(cx, bufs),
             Self::Boxed(half) => Pin::new(half).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Self::Tcp(_) => true,
+            Self::Tcp(_) => WriteHalf::VECTORED,
             Self::Boxed(half) => half.is_write_vectored(),
         }
     }
@@ -131,7 +104,7 @@ impl AsyncWrite for ConnWriter {
         match self.get_mut() {
             // the write half shuts down when its last handle is dropped
             Self::Tcp(half) => match Arc::get_mut(half) {
-                Some(half) => Pin::new(half).poll_shutdown(cx),
+                Some(half) => half.poll_shutdown(cx),
                 None => Poll::Ready(Ok(())),
             },
             Self::Boxed(half) => Pin::new(half).poll_shutdown(cx),

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod connections;
 pub mod dsl;
 pub mod message;
+pub mod net;
 pub mod protocols;
 
 #[doc(hidden)]

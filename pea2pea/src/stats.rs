@@ -62,7 +62,8 @@ impl Stats {
         self.received.add(1, size as u64);
     }
 
-    /// When these stats (and so the node or connection) were created.
+    /// When these stats (and so the node or connection) were created, on std's clock: in a
+    /// simulation (see [`net`](crate::net)) that is real time, not the simulation's.
     pub fn created(&self) -> Instant {
         self.created
     }

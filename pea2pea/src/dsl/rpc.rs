@@ -1,12 +1,10 @@
 //! Typed calls: correlation, the wait for the answer, and the responder's side.
 
-use std::{
-    io,
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
+// tokio's clock, not std's: deadlines follow the runtime's time, which a simulation drives
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::{Rpc, ext, frame::Frame, send::enqueue_waiting};
@@ -62,7 +60,7 @@ where
                 Ok(result) => break result?,
                 Err(_) => return Err(aborted(addr)),
             },
-            _ = tokio::time::sleep_until(check.into()) => {
+            _ = tokio::time::sleep_until(check) => {
                 if Instant::now() >= deadline {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,

@@ -1,8 +1,9 @@
 //! The typed send paths behind the generated `send`, `send_fast` and `send_to_many`.
 
-use std::{io, net::SocketAddr, time::Duration, time::Instant};
+use std::{io, net::SocketAddr, time::Duration};
 
-use tokio::sync::oneshot;
+// tokio's clock, not std's: deadlines follow the runtime's time, which a simulation drives
+use tokio::{sync::oneshot, time::Instant};
 
 use crate::{Message, Node, codec::Encoded, protocols::Writing};
 

@@ -2,14 +2,14 @@
 
 use std::{io, net::SocketAddr, sync::Mutex, time::Duration};
 
-use tokio::{
-    net::{TcpListener, TcpSocket},
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::{registry::lock, setup};
-use crate::{Config, Heuristics, Node, ShuttingDown};
+use crate::{
+    Heuristics, Node, ShuttingDown,
+    net::{self, TcpListener},
+};
 
 /// How long accepting pauses after an unexpected accept error (e.g. out of file descriptors),
 /// so that a persistent error does not spin the loop.
@@ -48,7 +48,7 @@ pub(super) async fn toggle(node: &Node) -> io::Result<Option<SocketAddr>> {
             "Config::listener_addr is None",
         )
     })?;
-    let tcp = bind(wanted, config)?;
+    let tcp = net::listen(wanted, config.reuse_listener_port, config.listener_backlog).await?;
     let addr = tcp.local_addr()?;
     *state = Some(tokio::spawn(accept_loop(node.clone(), tcp)));
     *lock(&listener.addr) = Some(addr);
@@ -70,39 +70,6 @@ pub(super) async fn stop_for_shutdown(node: &Node) {
 async fn stop(task: JoinHandle<()>) {
     task.abort();
     let _ = task.await;
-}
-
-fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    if config.reuse_listener_port {
-        set_reuseport(&socket)?;
-    }
-    socket.bind(addr)?;
-    socket.listen(config.listener_backlog)
-}
-
-#[cfg(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-))]
-fn set_reuseport(socket: &TcpSocket) -> io::Result<()> {
-    socket.set_reuseport(true)
-}
-
-#[cfg(not(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-)))]
-fn set_reuseport(_socket: &TcpSocket) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "SO_REUSEPORT is not supported on this platform",
-    ))
 }
 
 /// Accepts connections for as long as the node listens. A connection is taken from the kernel

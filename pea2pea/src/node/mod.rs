@@ -18,10 +18,9 @@ use std::{
     },
 };
 
-use tokio::net::TcpSocket;
 use tracing::Span;
 
-use crate::{Config, ConnectionInfo, Heuristics, Stats, protocols::Protocols};
+use crate::{Config, ConnectionInfo, Heuristics, Stats, net::TcpSocket, protocols::Protocols};
 
 use self::{listener::Listener, registry::Registry, shutdown::Shutdown};
 

@@ -8,16 +8,14 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    net::{TcpSocket, TcpStream},
-    sync::OwnedSemaphorePermit,
-};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, error};
 
 use super::registry::{Entry, Refusal, Reservation};
 use crate::{
     Connection, ConnectionInfo, ConnectionSide, Heuristics, Node, ShuttingDown,
     io::{ConnReader, ConnWriter},
+    net::{self, TcpSocket, TcpStream},
     protocols::{ConnCtx, HandshakeSlot, on_connect},
     task::{Panicked, catch_unwind},
 };
@@ -51,12 +49,7 @@ async fn dial_and_set_up(
     })?;
 
     let timeout_ms = node.config().connection_timeout_ms;
-    let dial = async {
-        match socket {
-            Some(socket) => socket.connect(addr).await,
-            None => TcpStream::connect(addr).await,
-        }
-    };
+    let dial = net::dial(addr, socket);
     let stream = tokio::select! {
         dialled = tokio::time::timeout(Duration::from_millis(timeout_ms.into()), dial) => {
             dialled.map_err(|_| io::Error::new(
@@ -223,7 +216,7 @@ fn into_halves(
 ) -> io::Result<(ConnReader, ConnWriter)> {
     match (stream, reader, writer) {
         (Some(stream), _, _) => {
-            let (read, write) = stream.into_split();
+            let (read, write) = net::split(stream);
             Ok((ConnReader::Tcp(read), ConnWriter::Tcp(Arc::new(write))))
         }
         (None, Some(read), Some(write)) => Ok((ConnReader::Boxed(read), ConnWriter::Boxed(write))),

@@ -1,12 +1,9 @@
 use std::{future::Future, io, time::Duration};
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, split},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite, split};
 
 use super::{HandshakeSlot, enable};
-use crate::{Connection, Pea2Pea};
+use crate::{Connection, Pea2Pea, net::TcpStream};
 
 #[cfg(doc)]
 use crate::{Node, protocols::Reading};

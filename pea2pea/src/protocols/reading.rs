@@ -5,11 +5,17 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     pin::pin,
     task::Poll,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::BytesMut;
-use tokio::{io::AsyncReadExt, sync::mpsc, time::Sleep};
+// tokio's clock, not std's: the idle deadline follows the runtime's time, which a simulation
+// drives (a deadline on std's clock would never pass there)
+use tokio::{
+    io::AsyncReadExt,
+    sync::mpsc,
+    time::{Instant, Sleep},
+};
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn};
 
@@ -325,11 +331,9 @@ impl IdleTimer {
             return Some(io.await);
         };
         let mut io = pin!(io);
-        let sleep = self.sleep.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(
-                (self.last_activity + limit).into(),
-            ))
-        });
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(self.last_activity + limit)));
         poll_fn(|cx| {
             if let Poll::Ready(out) = io.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
@@ -339,7 +343,7 @@ impl IdleTimer {
                 if Instant::now() >= deadline {
                     return Poll::Ready(None);
                 }
-                sleep.as_mut().reset(deadline.into());
+                sleep.as_mut().reset(deadline);
             }
             Poll::Pending
         })

@@ -11,7 +11,6 @@ use std::{
 use bytes::{Buf, BytesMut};
 use tokio::{
     io::AsyncWriteExt,
-    net::tcp::OwnedWriteHalf,
     sync::{Notify, oneshot},
 };
 use tokio_util::codec::Encoder;
@@ -19,7 +18,8 @@ use tracing::{debug, error, warn};
 
 use super::{ConnCtx, WritingSlot, enable};
 use crate::{
-    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnWriter, node::registry::lock,
+    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnWriter, net::WriteHalf,
+    node::registry::lock,
 };
 
 type Confirmation = oneshot::Sender<io::Result<()>>;
@@ -31,7 +31,7 @@ pub(crate) struct Outbox<C, M> {
     pending: Mutex<Pending<C>>,
     /// The TCP socket, when the stream is not wrapped: a sender that finds the queue full
     /// writes the batch out itself, without waiting for the writer task (see `write_now`).
-    direct: Option<Arc<OwnedWriteHalf>>,
+    direct: Option<Arc<WriteHalf>>,
     /// Where a direct write is counted.
     ctx: ConnCtx,
     /// Wakes the writer when the first message of a batch arrives or the outbox is stopped.
