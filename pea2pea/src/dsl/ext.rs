@@ -5,7 +5,7 @@
 //! that never uses the DSL pays one empty `OnceLock`.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     io,
     net::SocketAddr,
     sync::{
@@ -28,7 +28,9 @@ pub(crate) type Answer = io::Result<Bytes>;
 
 #[derive(Default)]
 pub(crate) struct PeerCalls {
-    pending: HashMap<u64, oneshot::Sender<Answer>>,
+    /// By id, so that a teardown fails the calls in the order they were made (a hash map
+    /// would wake them in an order that changes from run to run).
+    pending: BTreeMap<u64, oneshot::Sender<Answer>>,
 }
 
 /// The DSL's state for one node.

@@ -50,7 +50,10 @@ async fn dial_and_set_up(
 
     let timeout_ms = node.config().connection_timeout_ms;
     let dial = net::dial(addr, socket);
+    // `biased`: the branches are polled in order rather than at random, which would make a
+    // simulated run depend on something besides its seed
     let stream = tokio::select! {
+        biased;
         dialled = tokio::time::timeout(Duration::from_millis(timeout_ms.into()), dial) => {
             dialled.map_err(|_| io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -189,6 +192,7 @@ async fn run_handshake(
     let run = catch_unwind((handshake.run)(conn)).instrument(span);
     let run = tokio::time::timeout(handshake.timeout, run);
     tokio::select! {
+        biased; // deterministic, as in the dial above
         outcome = run => match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(Panicked)) => {

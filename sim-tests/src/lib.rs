@@ -1,0 +1,2 @@
+//! Helpers for the simulation tests.
+#![forbid(unsafe_code)]
