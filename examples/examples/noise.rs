@@ -35,12 +35,14 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, BytesMut};
+// the stream a handshake gets (tokio's, or a simulated one under --cfg pea2pea_sim)
+use pea2pea::net::TcpStream;
 use pea2pea::{
     Config, Connection, ConnectionSide, Message, Node, Pea2Pea, protocol, protocols::Handshake,
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::mpsc,
 };
 
@@ -278,7 +280,7 @@ async fn eavesdropping_relay(
     bytes: Arc<AtomicU64>,
 ) -> io::Result<()> {
     let (client, _) = listener.accept().await?;
-    let server = TcpStream::connect(target).await?;
+    let server = tokio::net::TcpStream::connect(target).await?;
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
     let pipe = |mut from: tokio::net::tcp::OwnedReadHalf,

@@ -30,9 +30,10 @@ use pea2pea::{
     Config, Connection, ConnectionSide, Message, Node, Pea2Pea, protocol, protocols::Handshake,
 };
 use sha2::{Digest, Sha256};
+// the stream a handshake gets (tokio's, or a simulated one under --cfg pea2pea_sim)
+use pea2pea::net::TcpStream;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
     sync::mpsc,
 };
 
@@ -334,7 +335,7 @@ async fn main() -> ExitCode {
 /// Connects with a plain socket, writes `bytes`, and waits (at most 5 s) for the server to
 /// close the connection.
 async fn dropped_after(addr: SocketAddr, bytes: &[u8]) -> io::Result<Duration> {
-    let mut socket = TcpStream::connect(addr).await?;
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
     let start = Instant::now();
     socket.write_all(bytes).await?;
     let mut sink = [0u8; 64];
