@@ -27,10 +27,11 @@ pub struct Config {
     /// means the node only dials out (toggling the listener then fails with `AddrNotAvailable`).
     pub listener_addr: Option<SocketAddr>,
     /// The length of the kernel's queue of accepted-but-not-yet-taken connections (`listen(2)`).
+    /// Ignored in a simulation build (see [`net`](crate::net)).
     pub listener_backlog: u32,
     /// Sets `SO_REUSEPORT` on the listener so that several nodes can share one port (the kernel
-    /// spreads incoming connections between them). Unsupported platforms fail the toggle with
-    /// `Unsupported`.
+    /// spreads incoming connections between them). Unsupported platforms, and simulation builds
+    /// (see [`net`](crate::net)), fail the toggle with `Unsupported`.
     pub reuse_listener_port: bool,
     /// The most connections, established plus being set up, that the node keeps at once.
     pub max_connections: u16,

@@ -9,7 +9,18 @@
 //!
 //! [`TcpStream`] is the type that a [`Handshake`](crate::protocols::Handshake) borrows or
 //! takes. Name it through this module (`pea2pea::net::TcpStream`) rather than as
-//! `tokio::net::TcpStream`, and the same handshake compiles in both builds.
+//! `tokio::net::TcpStream`, and the same handshake compiles in both builds:
+//!
+//! ```
+//! use pea2pea::net::TcpStream;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! /// A step of a hand-written handshake: tokio's stream here, turmoil's in a simulation.
+//! async fn exchange_versions(stream: &mut TcpStream, ours: u8) -> std::io::Result<u8> {
+//!     stream.write_u8(ours).await?;
+//!     stream.read_u8().await
+//! }
+//! ```
 //!
 //! In a simulation build:
 //! * a node must be created and used inside the software of a turmoil host (or its client):

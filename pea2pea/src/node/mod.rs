@@ -194,6 +194,9 @@ impl Node {
 
     /// Like [`connect`](Node::connect), but dials from `socket`, which the caller has prepared
     /// (bound to a source address, socket options set).
+    ///
+    /// A simulation build (see [`net`](crate::net)) has no real sockets: there this fails with
+    /// `Unsupported`. The method stays, so that code which calls it still compiles there.
     pub async fn connect_using_socket(
         &self,
         addr: SocketAddr,

@@ -88,7 +88,8 @@ where
 
     /// The connection's TCP stream, to use in place (set socket options, exchange bytes).
     /// The engine has already set `TCP_NODELAY` on it; set it back to `false` to use Nagle's
-    /// algorithm.
+    /// algorithm. It is tokio's stream, or turmoil's in a simulation build: name its type as
+    /// [`pea2pea::net::TcpStream`](crate::net::TcpStream) and the handshake compiles in both.
     ///
     /// # Panics
     ///
