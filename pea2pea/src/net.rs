@@ -35,6 +35,14 @@
 //! * the simulated TCP does not retransmit: a segment lost to a partition is lost, and the
 //!   connection stalls behind it until a read idle timeout or a write timeout ends it.
 
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
 #[cfg(not(pea2pea_sim))]
 pub use tokio_sockets::TcpStream;
 #[cfg(not(pea2pea_sim))]
@@ -45,6 +53,20 @@ pub use turmoil_sockets::TcpStream;
 #[cfg(pea2pea_sim)]
 pub(crate) use turmoil_sockets::*;
 
+/// The reading half of a connection; how its first bytes are read depends on the sockets.
+pub(crate) struct ReadHalf(OwnedReadHalf);
+
+impl AsyncRead for ReadHalf {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
 #[cfg(not(pea2pea_sim))]
 mod tokio_sockets {
     use std::{
@@ -54,8 +76,10 @@ mod tokio_sockets {
         task::{Context, Poll, ready},
     };
 
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::io::AsyncWrite;
     pub use tokio::net::TcpStream;
+
+    use super::ReadHalf;
     pub(crate) use tokio::net::{TcpListener, TcpSocket};
 
     /// Opens a connection to `addr`, from `socket` if the caller prepared one.
@@ -110,8 +134,7 @@ mod tokio_sockets {
         (ReadHalf(read), WriteHalf(write))
     }
 
-    /// The reading half of a TCP connection.
-    pub(crate) struct ReadHalf(tokio::net::tcp::OwnedReadHalf);
+    pub(crate) type OwnedReadHalf = tokio::net::tcp::OwnedReadHalf;
 
     impl ReadHalf {
         /// Reads into `scratch` once bytes have arrived (0: the peer closed). tokio reports a
@@ -125,17 +148,6 @@ mod tokio_sockets {
                     result => return result,
                 }
             }
-        }
-    }
-
-    impl AsyncRead for ReadHalf {
-        #[inline]
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
         }
     }
 
@@ -203,9 +215,11 @@ mod turmoil_sockets {
         task::{Context, Poll, Waker},
     };
 
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+    use tokio::io::{AsyncReadExt, AsyncWrite};
     pub(crate) use tokio::net::TcpSocket;
     pub(crate) use turmoil::net::TcpListener;
+
+    use super::ReadHalf;
     pub use turmoil::net::TcpStream;
 
     fn unsupported(what: &str) -> io::Error {
@@ -259,23 +273,12 @@ mod turmoil_sockets {
         (ReadHalf(read), WriteHalf(Mutex::new(write)))
     }
 
-    /// The reading half of a simulated connection.
-    pub(crate) struct ReadHalf(turmoil::net::tcp::OwnedReadHalf);
+    pub(crate) type OwnedReadHalf = turmoil::net::tcp::OwnedReadHalf;
 
     impl ReadHalf {
         /// Reads into `scratch` once bytes have arrived (0: the peer closed).
         pub(crate) async fn first_read(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
             self.0.read(scratch).await
-        }
-    }
-
-    impl AsyncRead for ReadHalf {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
         }
     }
 

@@ -7,6 +7,7 @@
 #![cfg(pea2pea_sim)]
 #![forbid(unsafe_code)]
 
+pub mod echo;
 pub mod swarm;
 
 use std::{

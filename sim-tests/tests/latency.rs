@@ -8,8 +8,12 @@ use std::{
     time::Duration,
 };
 
-use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
-use pea2pea_sim_tests::{builder, seed};
+use pea2pea::{Config, Pea2Pea};
+use pea2pea_sim_tests::{
+    builder,
+    echo::{Echo, Echoed},
+    echo_node, seed,
+};
 use tokio::time::{Instant, sleep};
 
 const PORT: u16 = 7000;
@@ -17,45 +21,6 @@ const MIN: Duration = Duration::from_millis(50);
 const MAX: Duration = Duration::from_millis(200);
 /// Room for the steps a host takes to act on what arrived (the simulation moves in 1 ms steps).
 const SLACK: Duration = Duration::from_millis(10);
-
-#[derive(Message, Debug)]
-struct Echo(u32);
-
-#[derive(Message, Debug, PartialEq)]
-struct Echoed(u32);
-
-#[derive(Message, Debug)]
-enum Note {
-    Hello,
-}
-
-/// Declares a node type that speaks the echo protocol with the given settings; the settings
-/// are not part of the fingerprint, so all of them talk to each other.
-macro_rules! echo_node {
-    ($name:ident { $($setting:tt)* }) => {
-        #[pea2pea::node]
-        #[derive(Clone)]
-        struct $name {
-            node: Node,
-        }
-
-        protocol! {
-            $name speaks Note {
-                name = "echo/1",
-                handshake = fingerprint,
-                $($setting)*
-                on Note::Hello => {},
-                rpc Echo(n) -> Echoed => Echoed(n),
-            }
-        }
-
-        impl $name {
-            fn new(config: Config) -> Self {
-                Self { node: Node::new(config) }
-            }
-        }
-    };
-}
 
 echo_node!(Patient { call_timeout = 1 s, });
 // below the shortest round trip (2 x 50 ms): no call can be answered in time

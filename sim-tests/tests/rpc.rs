@@ -8,50 +8,26 @@ use std::{
     time::Duration,
 };
 
-use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
-use pea2pea_sim_tests::{builder, seed};
+use pea2pea::{Config, Pea2Pea};
+use pea2pea_sim_tests::{
+    builder,
+    echo::{Echo, Echoed},
+    echo_node, seed,
+};
 use tokio::time::Instant;
 
 const PORT: u16 = 7000;
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[derive(Message, Debug)]
-struct Echo(u32);
-
-#[derive(Message, Debug, PartialEq)]
-struct Echoed(u32);
-
-#[derive(Message, Debug)]
-enum Note {
-    Hello,
-}
-
-#[pea2pea::node]
-#[derive(Clone)]
-struct Kv {
-    node: Node,
-}
-
-protocol! {
-    Kv speaks Note {
-        handshake = fingerprint,
-        call_timeout = 1 s,
-        // longer than the partitions below, so that a call meets the call timeout and not a
-        // connection that the idle timeout already closed
-        idle_timeout = 5 s,
-        on Note::Hello => {},
-        rpc Echo(n) -> Echoed => Echoed(n),
-    }
-}
+// the idle timeout is longer than the partitions below, so that a call meets the call timeout
+// and not a connection that the idle timeout already closed
+echo_node!(Kv { call_timeout = 1 s, idle_timeout = 5 s, });
 
 fn kv(listener: Option<SocketAddr>) -> Kv {
-    let config = Config {
+    Kv::new(Config {
         listener_addr: listener,
         ..Default::default()
-    };
-    Kv {
-        node: Node::new(config),
-    }
+    })
 }
 
 /// The server: answers every call.
@@ -62,6 +38,16 @@ fn serve(sim: &mut turmoil::Sim<'_>) {
             .await?;
         std::future::pending().await
     });
+}
+
+/// A client connected to the server, whose first call was answered.
+async fn connected_client() -> io::Result<(Kv, SocketAddr)> {
+    let client = kv(None);
+    client.enable_protocols().await;
+    let server = SocketAddr::new(turmoil::lookup("server"), PORT);
+    client.node().connect(server).await?;
+    assert_eq!(client.call(server, Echo(1)).await?, Echoed(1));
+    Ok((client, server))
 }
 
 /// Calls; a call that fails ends the connection, which is dialled again (for at most
@@ -101,11 +87,7 @@ fn calls_time_out_in_a_partition_and_succeed_after_the_repair() -> turmoil::Resu
     let mut sim = builder(seed(7)).build();
     serve(&mut sim);
     sim.client("client", async {
-        let client = kv(None);
-        client.enable_protocols().await;
-        let server = SocketAddr::new(turmoil::lookup("server"), PORT);
-        client.node().connect(server).await?;
-        assert_eq!(client.call(server, Echo(1)).await?, Echoed(1));
+        let (client, server) = connected_client().await?;
 
         turmoil::partition("client", "server");
         for n in 2..5 {
@@ -129,11 +111,7 @@ fn calls_time_out_while_a_link_is_held_and_the_connection_survives_it() -> turmo
     let mut sim = builder(seed(8)).build();
     serve(&mut sim);
     sim.client("client", async {
-        let client = kv(None);
-        client.enable_protocols().await;
-        let server = SocketAddr::new(turmoil::lookup("server"), PORT);
-        client.node().connect(server).await?;
-        assert_eq!(client.call(server, Echo(1)).await?, Echoed(1));
+        let (client, server) = connected_client().await?;
 
         // a hold delays what is in flight instead of dropping it, as TCP's retransmissions
         // would over a short outage
