@@ -7,9 +7,10 @@
 //!
 //! The Noise handshake is a hand-written `Handshake` (`handshake = custom` in `protocol!`): it
 //! runs XX over the raw TCP stream, then takes the stream and returns it wrapped in a
-//! [`NoiseStream`] that encrypts everything written and decrypts everything read. From then on
-//! the connection is an ordinary byte stream, so the DSL's length-delimited framing and typed
-//! handlers work on it unchanged.
+//! [`NoiseStream`] (in `pea2pea_examples::noise_stream`, shared with the `libp2p` example)
+//! that encrypts everything written and decrypts everything read. From then on the connection
+//! is an ordinary byte stream, so the DSL's length-delimited framing and typed handlers work
+//! on it unchanged.
 //!
 //! Why wrap the stream rather than encrypt in the codecs: a Noise session is per connection
 //! and shared by both directions, and the codecs that `protocol!` builds are stateless
@@ -24,33 +25,29 @@ use std::{
     collections::HashMap,
     io,
     net::SocketAddr,
-    pin::Pin,
     process::ExitCode,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
-    task::{Context, Poll, ready},
     time::Duration,
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 // the stream a handshake gets (tokio's, or a simulated one under --cfg pea2pea_sim)
 use pea2pea::net::TcpStream;
 use pea2pea::{
     Config, Connection, ConnectionSide, Message, Node, Pea2Pea, protocol, protocols::Handshake,
 };
+use pea2pea_examples::noise_stream::{MAX_NOISE_MSG, NoiseStream, noise_error};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
     sync::mpsc,
 };
 
 /// X25519 keys, ChaCha20-Poly1305, BLAKE2s; XX: both sides send their static key, encrypted.
 const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
-/// The largest Noise message, authentication tag included.
-const MAX_NOISE_MSG: usize = 65535;
-const TAG_LEN: usize = 16;
 
 #[derive(Message, Debug)]
 enum Talk {
@@ -114,160 +111,32 @@ async fn noise_xx(
     keys: &snow::Keypair,
     initiator: bool,
 ) -> io::Result<snow::TransportState> {
-    let builder = snow::Builder::new(PATTERN.parse().map_err(invalid)?)
+    let builder = snow::Builder::new(PATTERN.parse().map_err(noise_error)?)
         .local_private_key(&keys.private)
-        .map_err(invalid)?;
+        .map_err(noise_error)?;
     let mut state = if initiator {
         builder.build_initiator()
     } else {
         builder.build_responder()
     }
-    .map_err(invalid)?;
+    .map_err(noise_error)?;
 
     let mut buf = vec![0u8; MAX_NOISE_MSG];
     while !state.is_handshake_finished() {
         if state.is_my_turn() {
-            let len = state.write_message(&[], &mut buf).map_err(invalid)?;
+            let len = state.write_message(&[], &mut buf).map_err(noise_error)?;
             stream.write_all(&(len as u16).to_be_bytes()).await?;
             stream.write_all(&buf[..len]).await?;
         } else {
             let len = stream.read_u16().await? as usize;
             let mut message = vec![0u8; len];
             stream.read_exact(&mut message).await?;
-            state.read_message(&message, &mut buf).map_err(invalid)?;
+            state
+                .read_message(&message, &mut buf)
+                .map_err(noise_error)?;
         }
     }
-    state.into_transport_mode().map_err(invalid)
-}
-
-fn invalid(e: snow::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("noise: {e}"))
-}
-
-/// A TCP stream whose bytes travel as Noise transport messages, each behind a 2-byte length.
-/// It buffers at most one message each way.
-struct NoiseStream {
-    inner: TcpStream,
-    noise: snow::TransportState,
-    /// Ciphertext read but not yet decrypted (less than one whole message, mostly).
-    rx_cipher: BytesMut,
-    /// Plaintext decrypted but not yet read.
-    rx_plain: BytesMut,
-    /// One encrypted message (length included), and how much of it is written.
-    tx_frame: Vec<u8>,
-    tx_written: usize,
-}
-
-impl NoiseStream {
-    fn new(inner: TcpStream, noise: snow::TransportState) -> Self {
-        Self {
-            inner,
-            noise,
-            rx_cipher: BytesMut::new(),
-            rx_plain: BytesMut::new(),
-            tx_frame: Vec::new(),
-            tx_written: 0,
-        }
-    }
-
-    /// Writes out what is left of the pending encrypted message.
-    fn poll_write_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.tx_written < self.tx_frame.len() {
-            let unwritten = &self.tx_frame[self.tx_written..];
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, unwritten))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.tx_written += n;
-        }
-        self.tx_frame.clear();
-        self.tx_written = 0;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for NoiseStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if !this.rx_plain.is_empty() {
-                let n = buf.remaining().min(this.rx_plain.len());
-                buf.put_slice(&this.rx_plain.split_to(n));
-                return Poll::Ready(Ok(()));
-            }
-            // a whole message buffered: decrypt it (a forged or reordered one fails here)
-            if this.rx_cipher.len() >= 2 {
-                let len = u16::from_be_bytes([this.rx_cipher[0], this.rx_cipher[1]]) as usize;
-                if this.rx_cipher.len() >= 2 + len {
-                    this.rx_cipher.advance(2);
-                    let message = this.rx_cipher.split_to(len);
-                    this.rx_plain.resize(len, 0);
-                    let n = this
-                        .noise
-                        .read_message(&message, &mut this.rx_plain)
-                        .map_err(invalid)?;
-                    this.rx_plain.truncate(n);
-                    continue;
-                }
-            }
-            this.rx_cipher.reserve(16 * 1024);
-            let before = this.rx_cipher.len();
-            let n = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut this.inner),
-                cx,
-                &mut this.rx_cipher
-            ))?;
-            if n == 0 {
-                // the end of the stream: clean only between messages
-                return Poll::Ready(if before == 0 {
-                    Ok(())
-                } else {
-                    Err(io::ErrorKind::UnexpectedEof.into())
-                });
-            }
-        }
-    }
-}
-
-impl AsyncWrite for NoiseStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        // one message in flight at a time keeps the buffering bounded
-        ready!(this.poll_write_frame(cx))?;
-        let n = buf.len().min(MAX_NOISE_MSG - TAG_LEN);
-        this.tx_frame.resize(2 + n + TAG_LEN, 0);
-        let len = this
-            .noise
-            .write_message(&buf[..n], &mut this.tx_frame[2..])
-            .map_err(invalid)?;
-        this.tx_frame[..2].copy_from_slice(&(len as u16).to_be_bytes());
-        this.tx_frame.truncate(2 + len);
-        // the bytes are taken: push them out now if the socket lets us, else on the next call
-        if let Poll::Ready(Err(e)) = this.poll_write_frame(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_write_frame(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_write_frame(cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
+    state.into_transport_mode().map_err(noise_error)
 }
 
 /// Forwards one connection from `listener` to `target`, counting the bytes and looking for

@@ -1,5 +1,6 @@
-//! Helpers shared by the examples: logging, a tiny argument parser, bounded waits, and process
-//! measurements.
+//! Helpers shared by the examples: logging, a tiny argument parser, bounded waits, process
+//! measurements, the Noise-encrypted stream of `noise` and `libp2p`, and the libp2p-speaking
+//! node of `libp2p` (which its test drives too).
 
 use std::{
     collections::HashMap,
@@ -9,6 +10,9 @@ use std::{
 };
 
 use tracing_subscriber::filter::LevelFilter;
+
+pub mod libp2p_peer;
+pub mod noise_stream;
 
 /// Logs to stderr at the level given by `RUST_LOG` (default: warnings only).
 pub fn start_logger() {
