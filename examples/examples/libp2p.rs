@@ -293,12 +293,16 @@ pub struct Report {
     pub peer_seen_by_us: libp2p::PeerId,
     /// Whether the libp2p node reports a connection with our PeerId.
     pub libp2p_saw_us: bool,
+    /// Whether the libp2p node says it dialled that connection.
+    pub libp2p_dialed: bool,
     /// The round trips of our pings.
     pub our_round_trips: Vec<Duration>,
     /// The libp2p node's pings we answered, as the libp2p node counts them.
     pub their_pings_answered: usize,
     /// The same, as we count them.
     pub pings_we_answered: u64,
+    /// The libp2p node's pings that failed.
+    pub their_ping_failures: Vec<String>,
     /// The libp2p node's identify message.
     pub their_identify: Option<Identify>,
     /// What the libp2p node learnt from ours: agent version, protocols, listen addresses.
@@ -348,65 +352,56 @@ pub async fn run_direction(
     let our_id = ours.peer_id();
     // the libp2p node's observations add up over connections: count from here
     let before = theirs.observed(&our_id);
-    let since = |seen: &Observed| {
-        let pings = &seen.pings[before.pings.len()..];
-        let identify = seen.identify.get(before.identify.len());
-        let closed = seen.closed.get(before.closed.len());
-        (pings.len(), identify.cloned(), closed.cloned())
+    let since = |seen: Observed| Observed {
+        pings: seen.pings[before.pings.len()..].to_vec(),
+        ping_failures: seen.ping_failures[before.ping_failures.len()..].to_vec(),
+        identify: seen.identify[before.identify.len()..].to_vec(),
+        closed: seen.closed[before.closed.len()..].to_vec(),
+        ..seen
     };
+    let this_connection = || since(theirs.observed(&our_id));
+
     let addr = connect(ours, theirs, direction).await?;
     let peer_seen_by_us = ours
         .peer(addr)
         .ok_or_else(|| timed_out("the session"))?
         .peer_id;
-    let libp2p_saw_us = wait_until(DEADLINE, || {
-        theirs.observed(&our_id).connections > before.connections
-    })
-    .await;
-
     let our_round_trips = ours.ping(addr, pings).await?;
-    let complete = wait_until(DEADLINE, || {
-        let (info, (their_pings, their_identify, _)) =
-            (ours.peer(addr), since(&theirs.observed(&our_id)));
-        info.is_some_and(|i| i.identify.is_some() && i.pings_answered >= pings as u64)
-            && their_identify.is_some()
-            && their_pings >= pings
+    let exchanged = wait_until(DEADLINE, || {
+        let (ours, theirs) = (ours.peer(addr), this_connection());
+        ours.is_some_and(|i| i.identify.is_some() && i.pings_answered >= pings as u64)
+            && !theirs.identify.is_empty()
+            && theirs.pings.len() >= pings
     })
     .await;
-    if !complete {
+    if !exchanged {
         return Err(timed_out("the pings and identify messages"));
     }
     let info = ours.peer(addr).ok_or_else(|| timed_out("the session"))?;
-    let (their_pings_answered, their_identify, _) = since(&theirs.observed(&our_id));
-    let what_they_learnt = their_identify.map(|i| {
-        let protocols = i.protocols.iter().map(|p| p.to_string()).collect();
-        (i.agent_version, protocols, i.listen_addrs)
-    });
+    let seen = this_connection();
 
     match direction {
-        Direction::WeDial => {
-            ours.close(addr).await;
-        }
+        Direction::WeDial => drop(ours.close(addr).await),
         Direction::TheyDial => theirs.disconnect(our_id),
     }
     let closed_here = wait_until(DEADLINE, || ours.node().num_connected() == 0).await;
-    let mut closed_there = None;
-    wait_until(DEADLINE, || {
-        closed_there = since(&theirs.observed(&our_id)).2;
-        closed_there.is_some()
-    })
-    .await;
+    wait_until(DEADLINE, || !this_connection().closed.is_empty()).await;
     Ok(Report {
         direction,
         peer_seen_by_us,
-        libp2p_saw_us,
+        libp2p_saw_us: seen.connections > before.connections,
+        libp2p_dialed: seen.dialed,
         our_round_trips,
-        their_pings_answered,
+        their_pings_answered: seen.pings.len(),
         pings_we_answered: info.pings_answered,
+        their_ping_failures: seen.ping_failures,
         their_identify: info.identify,
-        what_they_learnt,
+        what_they_learnt: seen.identify.into_iter().next().map(|i| {
+            let protocols = i.protocols.iter().map(|p| p.to_string()).collect();
+            (i.agent_version, protocols, i.listen_addrs)
+        }),
         closed_here,
-        closed_there,
+        closed_there: this_connection().closed.into_iter().next(),
     })
 }
 
@@ -512,6 +507,8 @@ fn print_report(report: &Report, their_id: &libp2p::PeerId) {
 pub fn all_good(report: &Report, their_id: &libp2p::PeerId, pings: usize) -> bool {
     report.peer_seen_by_us == *their_id
         && report.libp2p_saw_us
+        && report.libp2p_dialed == (report.direction == Direction::TheyDial)
+        && report.their_ping_failures.is_empty()
         && report.our_round_trips.len() == pings
         && report.their_pings_answered >= pings
         && report.pings_we_answered >= pings as u64

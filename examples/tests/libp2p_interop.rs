@@ -42,10 +42,12 @@ async fn both_directions_authenticate_ping_identify_and_close_cleanly() {
         // the handshake completed and each side authenticated the other's PeerId
         assert_eq!(report.peer_seen_by_us, theirs.peer_id, "{direction:?}");
         assert!(report.libp2p_saw_us, "{direction:?}");
+        assert_eq!(report.libp2p_dialed, direction == Direction::TheyDial);
         // at least 5 pings answered each way
         assert_eq!(report.our_round_trips.len(), 5, "{direction:?}");
         assert!(report.their_pings_answered >= 5, "{report:?}");
         assert!(report.pings_we_answered >= 5, "{report:?}");
+        assert!(report.their_ping_failures.is_empty(), "{report:?}");
         // identify both ways, with the expected agents, protocols and addresses
         let theirs_id = report.their_identify.as_ref().expect("their identify");
         assert_eq!(theirs_id.agent_version, example::rust_side::AGENT);
@@ -115,7 +117,10 @@ async fn a_libp2p_node_with_another_peer_id_is_refused() {
     );
     assert_eq!(ours.ping(addr, 2).await.unwrap().len(), 2);
 
+    // shutting down with the connection open says go-away to libp2p first
     ours.shut_down().await;
+    let our_id = ours.peer_id();
+    assert!(wait_until(DEADLINE, || theirs.observed(&our_id).closed.len() == 1).await);
     theirs.stop().await.unwrap();
 }
 
