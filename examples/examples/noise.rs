@@ -39,7 +39,7 @@ use pea2pea::net::TcpStream;
 use pea2pea::{
     Config, Connection, ConnectionSide, Message, Node, Pea2Pea, protocol, protocols::Handshake,
 };
-use pea2pea_examples::noise_stream::{MAX_NOISE_MSG, NoiseStream, noise_error};
+use pea2pea_examples::noise_stream::{MAX_NOISE_MSG, NoiseStream, handshake_state, noise_error};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -111,15 +111,7 @@ async fn noise_xx(
     keys: &snow::Keypair,
     initiator: bool,
 ) -> io::Result<snow::TransportState> {
-    let builder = snow::Builder::new(PATTERN.parse().map_err(noise_error)?)
-        .local_private_key(&keys.private)
-        .map_err(noise_error)?;
-    let mut state = if initiator {
-        builder.build_initiator()
-    } else {
-        builder.build_responder()
-    }
-    .map_err(noise_error)?;
+    let mut state = handshake_state(PATTERN, &keys.private, initiator)?;
 
     let mut buf = vec![0u8; MAX_NOISE_MSG];
     while !state.is_handshake_finished() {

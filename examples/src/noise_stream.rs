@@ -39,6 +39,24 @@ pub fn noise_error(e: snow::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("noise: {e}"))
 }
 
+/// A Noise handshake with `pattern`, as initiator or responder, with the static key
+/// `private_key` (an empty prologue).
+pub fn handshake_state(
+    pattern: &str,
+    private_key: &[u8],
+    initiator: bool,
+) -> io::Result<snow::HandshakeState> {
+    let builder = snow::Builder::new(pattern.parse().map_err(noise_error)?)
+        .local_private_key(private_key)
+        .map_err(noise_error)?;
+    if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    }
+    .map_err(noise_error)
+}
+
 impl NoiseStream {
     /// Wraps `inner`; `noise` holds the keys of the handshake run over it.
     pub fn new(inner: TcpStream, noise: snow::TransportState) -> Self {

@@ -153,18 +153,9 @@ async fn send_messages(stream: &mut TcpStream, messages: &[&str]) {
     multistream::write(stream, messages).await.unwrap();
 }
 
-/// After the garbage, the node still serves a real libp2p node: it dials us, pings, identifies.
-async fn still_serves_libp2p(ours: &Libp2pPeer) {
-    let theirs = RustPeer::start().await.unwrap();
-    let report = example::run_direction(ours, &theirs, Direction::TheyDial, 5)
-        .await
-        .unwrap();
-    assert!(example::all_good(&report, &theirs.peer_id, 5), "{report:?}");
-    theirs.stop().await.unwrap();
-}
-
-/// Waits until the node has no connection, and checks its counters.
-async fn settled(ours: &Libp2pPeer, expected: Counts) {
+/// After the garbage: every connection is gone, `rejected` is what the node counted, and it
+/// still serves a real libp2p node (which dials it, pings and identifies); then it shuts down.
+async fn lives_on(ours: Libp2pPeer, rejected: Counts) {
     let node = ours.node();
     assert!(
         wait_until(DEADLINE, || node.num_connected() == 0
@@ -172,13 +163,21 @@ async fn settled(ours: &Libp2pPeer, expected: Counts) {
         .await,
         "the node kept a connection"
     );
+    let counts = ours.counts();
     assert_eq!(
         Counts {
             pings_answered: 0,
-            ..ours.counts()
+            ..counts
         },
-        expected
+        rejected
     );
+    let theirs = RustPeer::start().await.unwrap();
+    let report = example::run_direction(&ours, &theirs, Direction::TheyDial, 5)
+        .await
+        .unwrap();
+    assert!(example::all_good(&report, &theirs.peer_id, 5), "{report:?}");
+    theirs.stop().await.unwrap();
+    ours.shut_down().await;
 }
 
 #[tokio::test]
@@ -206,13 +205,11 @@ async fn garbage_in_multistream_select_closes_the_connection() {
     raw.write_all(b"\x13/multistream/1.0.0X").await.unwrap();
     assert!(closed_by_node(&mut raw).await);
 
-    let expected = Counts {
+    let rejected = Counts {
         multistream_rejections: 4,
         ..Counts::default()
     };
-    settled(&ours, expected).await;
-    still_serves_libp2p(&ours).await;
-    ours.shut_down().await;
+    lives_on(ours, rejected).await;
 }
 
 #[tokio::test]
@@ -253,16 +250,11 @@ async fn garbage_in_noise_closes_the_connection() {
     noise::handshake(&mut raw, &garbled, true).await.unwrap();
     assert!(closed_by_node(&mut raw).await);
 
-    settled(
-        &ours,
-        Counts {
-            noise_rejections: 3,
-            ..Counts::default()
-        },
-    )
-    .await;
-    still_serves_libp2p(&ours).await;
-    ours.shut_down().await;
+    let rejected = Counts {
+        noise_rejections: 3,
+        ..Counts::default()
+    };
+    lives_on(ours, rejected).await;
 }
 
 /// A raw connection upgraded correctly (multistream, Noise, multistream), ready for yamux.
@@ -342,13 +334,11 @@ async fn garbage_in_yamux_closes_the_connection() {
     send_frame(&mut raw, Frame::data(1, 0, window)).await;
     assert!(closed_by_node(&mut raw).await);
 
-    let expected = Counts {
+    let rejected = Counts {
         yamux_rejections: 4,
         ..Counts::default()
     };
-    settled(&ours, expected).await;
-    still_serves_libp2p(&ours).await;
-    ours.shut_down().await;
+    lives_on(ours, rejected).await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use libp2p_identity::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::noise_stream::{MAX_NOISE_MSG, noise_error};
+use crate::noise_stream::{MAX_NOISE_MSG, handshake_state, noise_error};
 
 /// The protocol id negotiated for Noise with multistream-select.
 pub const PROTOCOL: &str = "/noise";
@@ -49,7 +49,10 @@ pub struct NoiseIdentity {
 impl NoiseIdentity {
     /// Makes a static key pair for `keypair` and signs it.
     pub fn new(keypair: Keypair) -> io::Result<Self> {
-        let static_keys = builder()?.generate_keypair().map_err(noise_error)?;
+        let params = PATTERN.parse().map_err(noise_error)?;
+        let static_keys = snow::Builder::new(params)
+            .generate_keypair()
+            .map_err(noise_error)?;
         let signature = keypair
             .sign(&[STATIC_KEY_DOMAIN, &static_keys.public].concat())
             .map_err(|e| io::Error::other(format!("noise: signing the static key: {e}")))?;
@@ -70,10 +73,6 @@ impl NoiseIdentity {
     }
 }
 
-fn builder() -> io::Result<snow::Builder<'static>> {
-    Ok(snow::Builder::new(PATTERN.parse().map_err(noise_error)?))
-}
-
 fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("noise: {what}"))
 }
@@ -86,15 +85,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     me: &NoiseIdentity,
     initiator: bool,
 ) -> io::Result<(PeerId, snow::TransportState)> {
-    let builder = builder()?
-        .local_private_key(&me.static_keys.private)
-        .map_err(noise_error)?;
-    let mut state = if initiator {
-        builder.build_initiator()
-    } else {
-        builder.build_responder()
-    }
-    .map_err(noise_error)?;
+    let mut state = handshake_state(PATTERN, &me.static_keys.private, initiator)?;
     let ours = me.payload.encode_to_vec();
     let mut buf = vec![0u8; MAX_NOISE_MSG];
 
