@@ -68,7 +68,10 @@ struct Inner {
     noise: NoiseIdentity,
     agent_version: String,
     listen_addrs: Mutex<Vec<Multiaddr>>,
-    /// The yamux session of every connection that finished its upgrade.
+    /// The yamux session of every connection that finished its upgrade: made in the
+    /// handshake, removed in `on_disconnect`. A connection the engine refuses after a
+    /// successful handshake (a shutdown race) leaves its entry until the next connection from
+    /// that address replaces it: at most one per address.
     sessions: Mutex<HashMap<SocketAddr, Session>>,
     /// The PeerId that `dial` expects at an address, while it dials.
     expected: Mutex<HashMap<SocketAddr, PeerId>>,
