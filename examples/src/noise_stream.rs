@@ -9,10 +9,9 @@ use std::{
 };
 
 use bytes::{Buf, BytesMut};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+// the stream a handshake takes (tokio's, or a simulated one under --cfg pea2pea_sim)
+use pea2pea::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The largest Noise message, authentication tag included.
 pub const MAX_NOISE_MSG: usize = 65535;

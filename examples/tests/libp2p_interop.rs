@@ -2,6 +2,9 @@
 //! pea2pea node does with garbage at each layer, sent from the libp2p side's position: a raw
 //! socket that dials it and speaks correctly up to the point where it sends garbage.
 
+// real sockets and a real libp2p node: not in a simulation build (which has no libp2p)
+#![cfg(not(pea2pea_sim))]
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,17 +18,16 @@ use pea2pea_examples::{
     noise_stream::NoiseStream,
     wait_until,
 };
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+// the stream the node's handshake takes: a raw client speaks through the same type
+use pea2pea::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Encoder, FramedRead};
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/libp2p.rs"]
 mod example;
 
-use example::{Direction, rust_side::RustPeer};
+use example::libp2p_interop::{self as interop, Direction, rust_side::RustPeer};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -33,9 +35,9 @@ const DEADLINE: Duration = Duration::from_secs(20);
 // Writing then use for yamux.
 #[tokio::test]
 async fn both_directions_authenticate_ping_identify_and_close_cleanly() {
-    let ours = example::our_node("pea2pea").await.unwrap();
+    let ours = interop::our_node("pea2pea").await.unwrap();
     let theirs = RustPeer::start().await.unwrap();
-    let reports = example::interop(&ours, &theirs, 5).await.unwrap();
+    let reports = interop::interop(&ours, &theirs, 5).await.unwrap();
     let our_listen_addr = ours.listen_multiaddr().unwrap();
 
     assert_eq!(reports.len(), 2);
@@ -52,7 +54,7 @@ async fn both_directions_authenticate_ping_identify_and_close_cleanly() {
         assert!(report.their_ping_failures.is_empty(), "{report:?}");
         // identify both ways, with the expected agents, protocols and addresses
         let theirs_id = report.their_identify.as_ref().expect("their identify");
-        assert_eq!(theirs_id.agent_version, example::rust_side::AGENT);
+        assert_eq!(theirs_id.agent_version, interop::rust_side::AGENT);
         for protocol in ["/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"] {
             assert!(
                 theirs_id.protocols.iter().any(|p| p == protocol),
@@ -105,7 +107,7 @@ async fn both_directions_authenticate_ping_identify_and_close_cleanly() {
 // HS-04: `dial` (the node's `connect`) returns the handshake's own error.
 #[tokio::test]
 async fn a_libp2p_node_with_another_peer_id_is_refused() {
-    let ours = example::our_node("pea2pea").await.unwrap();
+    let ours = interop::our_node("pea2pea").await.unwrap();
     let theirs = RustPeer::start().await.unwrap();
     let addr = pea2pea_examples::libp2p_peer::socket_addr_of(&theirs.listen_addr).unwrap();
     let someone_else = Keypair::generate_ed25519().public().to_peer_id();
@@ -176,10 +178,10 @@ async fn lives_on(ours: Libp2pPeer, rejected: Counts) {
         rejected
     );
     let theirs = RustPeer::start().await.unwrap();
-    let report = example::run_direction(&ours, &theirs, Direction::TheyDial, 5)
+    let report = interop::run_direction(&ours, &theirs, Direction::TheyDial, 5)
         .await
         .unwrap();
-    assert!(example::all_good(&report, &theirs.peer_id, 5), "{report:?}");
+    assert!(interop::all_good(&report, &theirs.peer_id, 5), "{report:?}");
     theirs.stop().await.unwrap();
     ours.shut_down().await;
 }
@@ -187,7 +189,7 @@ async fn lives_on(ours: Libp2pPeer, rejected: Counts) {
 // HS-01: each failed handshake leaves nothing registered; the counters say which layer failed.
 #[tokio::test]
 async fn garbage_in_multistream_select_closes_the_connection() {
-    let ours = example::our_node("target").await.unwrap();
+    let ours = interop::our_node("target").await.unwrap();
 
     // a well-framed message that is not the header (an HTTP request line)
     let mut raw = dial(&ours).await;
@@ -220,7 +222,7 @@ async fn garbage_in_multistream_select_closes_the_connection() {
 // HS-01, as above, for the Noise layer.
 #[tokio::test]
 async fn garbage_in_noise_closes_the_connection() {
-    let ours = example::our_node("target").await.unwrap();
+    let ours = interop::our_node("target").await.unwrap();
 
     // /noise agreed, then a first handshake message too short to hold a key
     let mut raw = dial(&ours).await;
@@ -303,7 +305,7 @@ async fn frame_where(
 // processing a frame ends it too, after a go-away.
 #[tokio::test]
 async fn garbage_in_yamux_closes_the_connection() {
-    let ours = example::our_node("target").await.unwrap();
+    let ours = interop::our_node("target").await.unwrap();
 
     // a header of another version
     let mut raw = upgraded(&ours).await;
@@ -351,7 +353,7 @@ async fn garbage_in_yamux_closes_the_connection() {
 
 #[tokio::test]
 async fn garbage_on_one_stream_resets_only_that_stream() {
-    let ours = example::our_node("target").await.unwrap();
+    let ours = interop::our_node("target").await.unwrap();
     let mut raw = upgraded(&ours).await;
     // not a multistream-select header
     let garbage = Bytes::from_static(b"\x05hello");

@@ -8,10 +8,9 @@
 use std::{fmt, io};
 
 use libp2p_identity::PeerId;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
-};
+// the stream a handshake takes (tokio's, or a simulated one under --cfg pea2pea_sim)
+use pea2pea::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{multistream, noise, yamux};
 use crate::noise_stream::NoiseStream;
