@@ -197,9 +197,7 @@ async fn main() -> ExitCode {
         let node = Gossiper {
             node: Node::new(Config {
                 name: Some(format!("n{i}")),
-                listener_addr: Some("127.0.0.1:0".parse().unwrap()),
-                max_connections_per_ip: 100, // every node is on 127.0.0.1
-                ..Default::default()
+                ..Config::loopback() // every node is on 127.0.0.1
             }),
             store: Default::default(),
         };

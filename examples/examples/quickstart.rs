@@ -49,8 +49,7 @@ async fn main() -> io::Result<()> {
     let peer = |name: &str| Peer {
         node: Node::new(Config {
             name: Some(name.into()),
-            listener_addr: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
+            ..Config::loopback() // listen on 127.0.0.1:0, admit many peers from one IP
         }),
     };
     let (alice, bob) = (peer("alice"), peer("bob"));

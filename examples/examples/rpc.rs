@@ -125,9 +125,7 @@ protocol! {
 fn config(name: &str) -> Config {
     Config {
         name: Some(name.into()),
-        listener_addr: Some("127.0.0.1:0".parse().unwrap()),
-        max_connections_per_ip: 100, // the clients share 127.0.0.1
-        ..Default::default()
+        ..Config::loopback() // the clients share 127.0.0.1
     }
 }
 

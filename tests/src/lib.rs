@@ -43,15 +43,11 @@ pub use xor::XorStream;
 pub const LOCALHOST_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
-/// A config with the values the tests rely on set explicitly, rather than inherited from the
-/// `test` feature: listen on `127.0.0.1:0` and admit up to 100 connections per IP (every peer in
-/// a test shares 127.0.0.1). The other fields keep their defaults.
+/// The config most tests start from: [`Config::loopback`] (listen on `127.0.0.1:0`, 100
+/// connections per IP, since every peer in a test shares 127.0.0.1), named explicitly rather
+/// than inherited from the `test` feature's `Default`.
 pub fn test_config() -> Config {
-    Config {
-        listener_addr: Some(LOCALHOST_ANY_PORT),
-        max_connections_per_ip: 100,
-        ..Default::default()
-    }
+    Config::loopback()
 }
 
 /// Turns the node's listener on and returns the bound address; panics if that fails.
