@@ -6,9 +6,9 @@
 //! ```
 //!
 //! `protocol!` writes the engine's `Reading`, `Writing` and `OnDisconnect` impls for `Peer`,
-//! a typed `send`, and a `start` that enables them and listens. The handlers log at INFO in
-//! their node's span, so each line says which node heard what (`RUST_LOG=debug` shows the
-//! engine's own events too).
+//! a typed `send`, and a `start` that enables them and listens. The handlers log at INFO; the
+//! engine runs them in their connection's span, so each line says which node heard what from
+//! whom (`RUST_LOG=debug` shows the engine's own events too).
 
 use std::{io, time::Duration};
 
@@ -33,10 +33,10 @@ struct Peer {
 
 protocol! {
     Peer speaks Chat over length_delimited(max_frame = 64 KiB) {
-        on Chat::Hello { name } from addr => info!(parent: self.node().span(), "{addr} is {name}"),
-        on Chat::Say(text) from addr      => info!(parent: self.node().span(), "{addr}: {text}"),
+        on Chat::Hello { name } from addr => info!("{addr} is {name}"),
+        on Chat::Say(text) from addr      => info!("{addr}: {text}"),
         on Chat::Bye from addr            => { self.node().disconnect(addr).await; }
-        on_disconnect(addr)               => info!(parent: self.node().span(), "{addr} left"),
+        on_disconnect(addr)               => info!("{addr} left"),
     }
 }
 

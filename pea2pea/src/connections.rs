@@ -98,7 +98,8 @@ impl ConnectionInfo {
         &self.stats
     }
 
-    /// The tracing span of the connection (a child of the node's span).
+    /// The tracing span of the connection, `conn{addr=..}`, a child of the node's span and,
+    /// like it, at ERROR level so that it is on whenever any event is.
     #[inline]
     pub fn span(&self) -> &Span {
         &self.span

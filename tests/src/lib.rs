@@ -12,7 +12,7 @@
 //! - [`codec`]: [`TestCodec`], the 2-byte big-endian length-delimited codec every node here speaks;
 //! - [`nodes`]: reusable node types ([`FullNoopNode`], [`Peer`], [`GatedNode`]) and [`Gate`];
 //! - [`raw`]: plain tokio sockets acting as peers that the engine does not control;
-//! - [`logs`]: a minimal tracing subscriber that captures ERROR events;
+//! - [`logs`]: [`LogCapture`], the lines a user's `fmt` subscriber prints at a given level;
 //! - [`xor`]: [`XorStream`], a stand-in for an encrypted stream wrapper.
 
 pub mod codec;
@@ -30,7 +30,7 @@ use std::{
 use pea2pea::{Config, Node, protocols::Writing};
 
 pub use codec::{TestCodec, frame};
-pub use logs::ErrorCapture;
+pub use logs::LogCapture;
 pub use nodes::{FullNoopNode, Gate, GatedNode, Peer, PeerState};
 pub use raw::{assert_closed_within, raw_connect, raw_connect_from};
 pub use wait::{

@@ -1,95 +1,78 @@
-//! A minimal `tracing` subscriber capturing ERROR events (ERR-06: user panics are logged at
-//! ERROR level).
+//! Log capture: the engine's events as a user's `tracing_subscriber::fmt` would print them at a
+//! given level (ERR-06: user panics are logged at ERROR; ERR-08: warnings name the node).
 
 use std::{
-    fmt::{self, Write as _},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    io,
+    sync::{Arc, Mutex},
 };
 
-use tracing::{
-    Event, Level, Metadata, Subscriber,
-    field::{Field, Visit},
-    span,
-    subscriber::DefaultGuard,
-};
+use tracing::{Level, subscriber::DefaultGuard};
 
-/// Records the text of every ERROR-level event; everything else is disabled.
+/// The lines a `tracing_subscriber::fmt` subscriber with a maximum level (as with
+/// `RUST_LOG=warn`) printed, without timestamps or colours.
 ///
-/// Install it with [`ErrorCapture::install`], which sets it as the *thread-local* default, so
+/// The level filter applies to spans as well as events, exactly as for a user: a span below
+/// the level is not entered and its fields do not appear in the lines.
+///
+/// Install it with [`LogCapture::install`], which sets it as the *thread-local* default, so
 /// use it from a current-thread runtime: all the engine's tasks then run (and log) on the test's
 /// own thread, and tests running in parallel don't see each other's events.
 #[derive(Clone, Default)]
-pub struct ErrorCapture {
-    events: Arc<Mutex<Vec<String>>>,
-    next_span_id: Arc<AtomicU64>,
+pub struct LogCapture {
+    out: Arc<Mutex<Vec<u8>>>,
 }
 
-impl ErrorCapture {
-    /// Creates a capture and sets it as the current thread's default subscriber until the
-    /// returned guard is dropped.
-    pub fn install() -> (Self, DefaultGuard) {
+impl LogCapture {
+    /// Creates a capture of the events at `max_level` and above, and sets it as the current
+    /// thread's default subscriber until the returned guard is dropped.
+    pub fn install(max_level: Level) -> (Self, DefaultGuard) {
         let capture = Self::default();
-        let guard = tracing::subscriber::set_default(capture.clone());
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(max_level)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
         (capture, guard)
     }
 
-    /// The ERROR events recorded so far: the message followed by any other fields.
-    pub fn errors(&self) -> Vec<String> {
-        self.events.lock().unwrap().clone()
+    /// The lines printed so far, e.g. `WARN node{name=a}:conn{addr=..}: target: message`.
+    pub fn lines(&self) -> Vec<String> {
+        let out = self.out.lock().unwrap();
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
-    /// Whether any recorded ERROR event contains `needle` (case-insensitive).
-    pub fn any_error_contains(&self, needle: &str) -> bool {
+    /// The lines of events at exactly `level`.
+    pub fn lines_at(&self, level: Level) -> Vec<String> {
+        let prefix = level.as_str();
+        let lines = self.lines();
+        lines
+            .into_iter()
+            .filter(|line| line.trim_start().starts_with(prefix))
+            .collect()
+    }
+
+    /// Whether any line at `level` contains `needle` (case-insensitive).
+    pub fn any_line_contains(&self, level: Level, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        self.errors()
+        self.lines_at(level)
             .iter()
-            .any(|e| e.to_lowercase().contains(&needle))
+            .any(|line| line.to_lowercase().contains(&needle))
     }
 }
 
-/// Collects an event's fields into one line of text.
-struct TextVisitor(String);
-
-impl Visit for TextVisitor {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if !self.0.is_empty() {
-            self.0.push(' ');
-        }
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, "{}={value:?}", field.name());
-        }
-    }
-}
-
-impl Subscriber for ErrorCapture {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // spans of any level are accepted so that ERROR events inside them are not lost
-        metadata.is_span() || *metadata.level() == Level::ERROR
+impl io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
     }
 
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        // ids must be non-zero and unique while the span lives; we never reuse them
-        span::Id::from_u64(self.next_span_id.fetch_add(1, Ordering::Relaxed) + 1)
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
-
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        if *event.metadata().level() == Level::ERROR {
-            let mut visitor = TextVisitor(String::new());
-            event.record(&mut visitor);
-            self.events.lock().unwrap().push(visitor.0);
-        }
-    }
-
-    fn enter(&self, _: &span::Id) {}
-
-    fn exit(&self, _: &span::Id) {}
 }

@@ -1,7 +1,8 @@
 //! Error / bad-input / user-panic handling: ERR-01 .. ERR-07.
 //!
-//! The panic tests run on a current-thread runtime with an [`ErrorCapture`] installed, so the
-//! engine's ERROR events (user panics must be logged at that level) are seen by the test.
+//! The panic tests run on a current-thread runtime with a [`LogCapture`] at ERROR level
+//! installed, so the engine's ERROR events (user panics must be logged at that level) are seen
+//! by the test.
 
 use std::{
     io::{self, ErrorKind},
@@ -15,21 +16,25 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use pea2pea::{
-    Connection, ConnectionSide, DisconnectOrigin, Node, Pea2Pea,
+    Config, Connection, ConnectionSide, DisconnectOrigin, Node, Pea2Pea,
     protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
 };
 use pea2pea_tests::*;
 use tokio::{io::AsyncWriteExt, time::sleep};
 use tokio_util::codec::{Decoder, Encoder};
+use tracing::Level;
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// Asserts that a user panic was logged at ERROR level.
-fn assert_panic_logged(capture: &ErrorCapture) {
+/// Asserts that a user panic was logged at ERROR level, in a line that names the node (ERR-08:
+/// whatever the level, the node's span is on).
+fn assert_panic_logged(capture: &LogCapture) {
+    let errors = capture.lines_at(Level::ERROR);
     assert!(
-        capture.any_error_contains("panic"),
-        "no ERROR event mentions the panic: {:?}",
-        capture.errors()
+        errors
+            .iter()
+            .any(|line| line.contains("panic") && line.contains("node{name=")),
+        "no ERROR event names the node and mentions the panic: {errors:?}"
     );
 }
 
@@ -56,7 +61,7 @@ impl Handshake for PanickyHandshake {
 // ERR-01: a panicking handshake: the node survives and runs the next handshake too.
 #[tokio::test]
 async fn err_01_handshake_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     let node = PanickyHandshake {
         node: Node::new(test_config()),
         calls: Default::default(),
@@ -184,7 +189,7 @@ async fn raw_send(addr: SocketAddr, payload: &[u8]) -> tokio::net::TcpStream {
 // connection decodes fine.
 #[tokio::test]
 async fn err_02_decoder_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     let node = Panicky::new();
     node.enable_reading().await;
     let addr = start_listening(node.node()).await;
@@ -204,7 +209,7 @@ async fn err_02_decoder_panic() {
 // set), the node survives and the next connection is processed.
 #[tokio::test]
 async fn err_03_process_message_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     let node = Panicky {
         in_process: true,
         ..Panicky::new()
@@ -228,7 +233,7 @@ async fn err_03_process_message_panic() {
 // disconnect works, and the next round works.
 #[tokio::test]
 async fn err_04_encoder_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     let node = Panicky::new();
     node.enable_writing().await;
     let peer = Peer::new(test_config());
@@ -265,7 +270,7 @@ async fn err_04_encoder_panic() {
 // origin OnConnectAbort, and the next connection's hook fires.
 #[tokio::test]
 async fn err_05_on_connect_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     // only on_connect panics (on_disconnect acts as if it had panicked once already), so the
     // on_disconnect hook just records the origin
     let node = Panicky {
@@ -298,7 +303,7 @@ async fn err_05_on_connect_panic() {
 // and the panic is logged at ERROR level.
 #[tokio::test]
 async fn err_06_on_disconnect_panic() {
-    let (capture, _guard) = ErrorCapture::install();
+    let (capture, _guard) = LogCapture::install(Level::ERROR);
     let node = Panicky {
         panic_hooks: true,
         // on_connect doesn't panic here
@@ -485,4 +490,41 @@ async fn err_07_busy_old_reader_spares_new_connection() {
     );
     assert_eq!(*node.origins.lock().unwrap(), vec![DisconnectOrigin::User]);
     shut_down_all([&node.node, &peer.node]).await;
+}
+
+// ERR-08: at WARN level (as with RUST_LOG=warn) the engine's warning about bad data names the
+// node and the peer: the node's and the connection's spans are on whenever warnings are.
+#[tokio::test]
+async fn err_08_warnings_name_the_node_at_warn_level() {
+    let (capture, _guard) = LogCapture::install(Level::WARN);
+    let node = FullNoopNode::new(Config {
+        name: Some("warned-node".into()),
+        ..test_config()
+    });
+    node.enable_reading().await;
+    let addr = start_listening(&node.node).await;
+    let mut peer = raw_connect(addr).await;
+    let peer_addr = peer.local_addr().unwrap();
+    peer.write_all(&[0, 0]).await.unwrap(); // a zero-length frame: TestCodec's invalid data
+    assert_closed_within(&mut peer, SEC).await;
+
+    let warnings = capture.lines_at(Level::WARN);
+    let line = warnings
+        .iter()
+        .find(|line| line.contains("invalid data"))
+        .unwrap_or_else(|| panic!("no warning about the invalid data: {:?}", capture.lines()));
+    assert!(line.contains("node{name=warned-node}"), "{line}");
+    assert!(
+        line.contains(&format!("conn{{addr={peer_addr}}}")),
+        "{line}"
+    );
+    assert!(
+        capture
+            .lines()
+            .iter()
+            .all(|line| !line.contains("DEBUG") && !line.contains(" INFO")),
+        "the level filter let lower levels through: {:?}",
+        capture.lines()
+    );
+    node.node.shut_down().await;
 }

@@ -114,7 +114,9 @@ impl Node {
         let name = config
             .name
             .get_or_insert_with(|| NEXT_NODE_NUMBER.fetch_add(1, Ordering::Relaxed).to_string());
-        let span = tracing::info_span!("node", name = %name);
+        // ERROR, the highest level, so that the span is on whenever any event is: a warning
+        // or an error then names its node at every log level, not only at INFO and below
+        let span = tracing::error_span!("node", name = %name);
         let registry = Registry::new(
             config.max_connections,
             config.max_connections_per_ip,
@@ -155,7 +157,12 @@ impl Node {
         &self.0.heuristics
     }
 
-    /// The node's tracing span; use it as the parent of your own events.
+    /// The node's tracing span, `node{name=..}`; use it as the parent of your own events.
+    ///
+    /// It is an ERROR-level span, so it is on whenever any event is: a warning from the node
+    /// (or your own, under this parent) names the node even at `RUST_LOG=warn`. Each
+    /// connection's span is a child of it, and the engine runs your hooks and handlers inside
+    /// that child.
     pub fn span(&self) -> &Span {
         &self.0.span
     }

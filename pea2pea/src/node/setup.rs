@@ -126,7 +126,7 @@ async fn set_up(
         debug!(parent: node.span(), "couldn't set TCP_NODELAY for {addr}: {e}");
     }
     let id = node.next_conn_id();
-    let span = tracing::debug_span!(parent: node.span(), "conn", %addr);
+    let span = tracing::error_span!(parent: node.span(), "conn", %addr); // on as the node's is
     let mut conn = Connection::new(id, ConnectionInfo::new(addr, peer_side, span), stream);
     let protocols = node.protocols().snapshot();
 
