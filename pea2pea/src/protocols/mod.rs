@@ -12,6 +12,44 @@
 //!
 //! Enabling stores a clone of your type in the node, so that the node can call it for every
 //! connection without a channel in between.
+//!
+//! # The life of a connection
+//!
+//! A protocol that is not enabled is skipped; everything else happens for every connection,
+//! dialled or accepted, in this order:
+//!
+//! ```text
+//!      Node::connect(addr)                     the listener accepts a socket
+//!              │                                            │
+//!              └──────────────────────┬─────────────────────┘
+//!                                     ▼
+//!   admitted? total, per-IP and setup limits   ── no ──▶ outbound: Err(QuotaExceeded)
+//!                                     │                    inbound: closed, counted
+//!                                     ▼
+//!   TCP connect (outbound only), within Config::connection_timeout_ms
+//!                                     ▼
+//!   Handshake::perform_handshake, within Handshake::TIMEOUT_MS
+//!                                     │ ── fails, times out or panics ──▶ closed; no hook runs
+//!                                     ▼
+//!   Reading::codec(addr, side)        (first: it may use what the handshake left behind)
+//!                                     ▼
+//!   Writing::codec(addr, side)
+//!                                     ▼
+//!   registered: is_connected(addr) is true; Node::connect returns Ok(())
+//!                                     ▼
+//!   reading starts (process_message);  OnConnect::on_connect starts in its own task
+//!                                     ▼
+//!                 ... messages in and out (unicast, process_message) ...
+//!                                     ▼
+//!   torn down by Node::disconnect, the peer, a read/write error or timeout, an idle
+//!   timeout, a panic in on_connect, or Node::shut_down (DisconnectOrigin says which)
+//!                                     ▼
+//!   OnDisconnect::on_disconnect(addr, origin): once, within OnDisconnect::TIMEOUT_MS
+//!                                     ▼
+//!   removed: is_connected(addr) is false, the counts are released, the socket is closed
+//! ```
+//!
+//! `ARCHITECTURE.md` in the repository walks the same path through the code.
 
 mod handshake;
 pub(crate) mod on_connect;
