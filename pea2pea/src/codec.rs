@@ -39,7 +39,29 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 1024 * 1024;
 
 /// A length-delimited codec that decodes `In` and encodes `Out` (both [`Message`]s).
 ///
-/// Defaults: a 4-byte big-endian length header and a [`DEFAULT_MAX_FRAME_LEN`] limit.
+/// Defaults: a 4-byte big-endian length header and a [`DEFAULT_MAX_FRAME_LEN`] limit. The
+/// builder methods set the header and the limit for both directions; a peer must use the
+/// same header:
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pea2pea::codec::MessageCodec;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = MessageCodec::<String>::new()
+///     .length_width(2) // at most 65 535 bytes a frame, whatever max_frame_len says
+///     .little_endian()
+///     .max_frame_len(1_000);
+/// assert_eq!(codec.max_len(), 1_000);
+///
+/// let mut wire = BytesMut::new();
+/// codec.encode("hi".to_string(), &mut wire).unwrap();
+/// assert_eq!(&wire[..], &[3, 0, 2, b'h', b'i']); // header 3 (LE), then the string
+///
+/// let too_long = "x".repeat(1_000); // 1 002 bytes encoded: over the limit
+/// assert!(codec.encode(too_long, &mut BytesMut::new()).is_err());
+/// assert_eq!(MessageCodec::<String>::new().length_width(1).max_len(), 255);
+/// ```
 pub struct MessageCodec<In, Out = In> {
     width: usize,
     little_endian: bool,
@@ -277,7 +299,20 @@ impl<M> fmt::Debug for Encoded<M> {
     }
 }
 
-/// What a node writes: a message to encode, or one that is already encoded.
+/// What a node writes: a message to encode, or one that is already encoded. A node whose
+/// `Writing::Message` is `Outgoing<M>` accepts both (`.into()` makes either):
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pea2pea::codec::{Encoded, MessageCodec, Outgoing};
+/// use tokio_util::codec::Encoder;
+///
+/// let mut codec = MessageCodec::<u32>::new();
+/// let (mut now, mut once) = (BytesMut::new(), BytesMut::new());
+/// codec.encode(Outgoing::from(7u32), &mut now).unwrap();
+/// codec.encode(Outgoing::from(Encoded::new(&7u32)), &mut once).unwrap();
+/// assert_eq!(now, once);
+/// ```
 #[derive(Debug, Clone)]
 pub enum Outgoing<M> {
     /// A message, encoded when it is written.

@@ -22,6 +22,13 @@ use crate::{
 /// [`ConnectionInfo::side`] is the *peer's* role: on the node that dialled, it says
 /// `Responder`. A node's own role is therefore `!info.side()`, which is what
 /// [`Reading::codec`] and [`Writing::codec`] receive.
+///
+/// ```
+/// use pea2pea::ConnectionSide;
+///
+/// let peer = ConnectionSide::Responder; // as seen by the node that dialled
+/// assert_eq!(!peer, ConnectionSide::Initiator); // that node's own role
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnectionSide {
     /// The end that dialled.
@@ -44,6 +51,7 @@ impl Not for ConnectionSide {
 /// What started the teardown of a connection; passed to [`OnDisconnect::on_disconnect`].
 ///
 /// When several causes race, the first one to claim the connection is the only one reported.
+/// [`OnDisconnect`] shows it in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DisconnectOrigin {
     /// [`OnConnect::on_connect`] panicked.
@@ -60,7 +68,8 @@ pub enum DisconnectOrigin {
     Writing,
 }
 
-/// A cheap, clonable description of an established connection.
+/// A cheap, clonable description of an established connection, from
+/// [`Node::connection_info`] (which has an example) or [`Connection::info`].
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     addr: SocketAddr,
@@ -110,7 +119,8 @@ impl ConnectionInfo {
 ///
 /// It owns the socket until the handshake returns it. Use [`Handshake::borrow_stream`] to talk
 /// over the raw TCP stream, or [`Handshake::take_stream`] and [`Handshake::return_stream`] to
-/// replace it with a wrapper (TLS, Noise) that reading and writing will then use.
+/// replace it with a wrapper (TLS, Noise) that reading and writing will then use. The
+/// [`Handshake`] docs show one in use.
 pub struct Connection {
     pub(crate) id: u64,
     pub(crate) info: ConnectionInfo,

@@ -7,7 +7,34 @@ use crate::{
 };
 
 /// Counters of the events that say a node is under pressure or being misused. Each one counts
-/// a single cause; none of them overlaps another.
+/// a single cause; none of them overlaps another. Read them from [`Node::heuristics`].
+///
+/// A node that admits one connection per IP drops a second one from the same address:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use pea2pea::{Config, Node};
+/// use tokio::{net::TcpStream, time::{Instant, sleep}};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let node = Node::new(Config { max_connections_per_ip: 1, ..Config::loopback() });
+/// let addr = node.toggle_listener().await?.unwrap();
+/// let _first = TcpStream::connect(addr).await?;
+/// let _second = TcpStream::connect(addr).await?; // the kernel accepts it, the node drops it
+///
+/// // the node admits connections in a task of its own: poll, with a deadline
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// while node.heuristics().inbound_connections_rejected() == 0 {
+///     assert!(Instant::now() < deadline, "the second connection was not rejected");
+///     sleep(Duration::from_millis(10)).await;
+/// }
+/// assert_eq!(node.heuristics().inbound_connections_rejected(), 1);
+/// # node.shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct Heuristics {
     pub(crate) connect_budget_rejections: AtomicU64,

@@ -11,6 +11,20 @@ use crate::{ConnectionInfo, Node};
 ///
 /// Bytes include framing: they are what went through the codec, not just payloads. Node-level
 /// counters accumulate over the node's life; a connection's counters go away with it.
+///
+/// The engine counts every message its codecs read and write; a handshake that talks over the
+/// raw stream can count its own traffic too:
+///
+/// ```
+/// use pea2pea::Stats;
+///
+/// let stats = Stats::default();
+/// stats.register_sent_messages(2, 10); // two messages, 10 bytes with their framing
+/// stats.register_received_message(4);
+/// assert_eq!(stats.sent(), (2, 10));
+/// assert_eq!(stats.received(), (1, 4));
+/// assert!(stats.created().elapsed().as_secs() < 60);
+/// ```
 #[derive(Debug)]
 pub struct Stats {
     created: Instant,

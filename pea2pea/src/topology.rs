@@ -36,6 +36,14 @@ pub enum Topology {
 impl Topology {
     /// How many connections the topology makes, counted at both ends (each edge counts twice,
     /// since each end registers it), which is the sum of every node's `num_connected`.
+    ///
+    /// ```
+    /// use pea2pea::Topology;
+    ///
+    /// assert_eq!(Topology::Line.num_expected_connections(4), 6); // 3 links, 2 ends each
+    /// assert_eq!(Topology::Mesh.num_expected_connections(4), 12);
+    /// assert_eq!(Topology::Grid { width: 2, height: 3 }.num_expected_connections(6), 14);
+    /// ```
     pub fn num_expected_connections(&self, num_nodes: usize) -> usize {
         let n = num_nodes;
         if n == 0 {
@@ -133,6 +141,32 @@ fn splitmix64(state: &mut u64) -> u64 {
 ///
 /// Fails with `InvalidInput` for fewer than 2 nodes, a grid whose size differs from the number
 /// of nodes, or a random degree not below it.
+///
+/// ```
+/// use pea2pea::{Config, Node, Pea2Pea, Topology, connect_nodes};
+///
+/// #[derive(Clone)]
+/// struct Member { node: Node }
+///
+/// impl Pea2Pea for Member {
+///     fn node(&self) -> &Node { &self.node }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let members: Vec<Member> =
+///     (0..4).map(|_| Member { node: Node::new(Config::loopback()) }).collect();
+/// for member in &members {
+///     member.node().toggle_listener().await?;
+/// }
+/// connect_nodes(&members, Topology::Ring).await?;
+/// // every node dialled its successor; the accepting ends register their side soon after
+/// assert!(members.iter().all(|m| m.node().num_connected() >= 1));
+/// assert_eq!(Topology::Ring.num_expected_connections(members.len()), 8);
+/// # for m in &members { m.node().shut_down().await; }
+/// # Ok(())
+/// # }
+/// ```
 pub async fn connect_nodes<T: Pea2Pea>(nodes: &[T], topology: Topology) -> io::Result<()> {
     for (from, to) in topology.edges(nodes.len())? {
         let addr = nodes[to].node().listening_addr().await?;

@@ -96,6 +96,44 @@ pub use wire::{
 /// let back = <(u8, i32, String)>::from_bytes(bytes).unwrap();
 /// assert_eq!(back, (7, -1, "hi".into()));
 /// ```
+///
+/// By hand, for a type whose encoding the derive does not write (here a version number kept
+/// as a `u16` but sent as a `u64` varint, so that old peers still read it):
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pea2pea::message::{
+///     DecodeError, DecodeErrorKind, Message, Reader, put_varint_u64, varint_len_u64,
+/// };
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Version(u16);
+///
+/// impl Message for Version {
+///     const SHAPE: &'static str = "struct Version(u64)";
+///
+///     fn encoded_len(&self) -> usize {
+///         varint_len_u64(self.0.into())
+///     }
+///
+///     fn encode(&self, dst: &mut BytesMut) {
+///         put_varint_u64(dst, self.0.into());
+///     }
+///
+///     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+///         let wide = u64::decode(src)?;
+///         let narrow = u16::try_from(wide)
+///             .map_err(|_| src.error(DecodeErrorKind::BadVarint, "Version"))?;
+///         Ok(Version(narrow))
+///     }
+/// }
+///
+/// let bytes = Version(300).to_bytes();
+/// assert_eq!(bytes.len(), Version(300).encoded_len());
+/// assert_eq!(Version::from_slice(&bytes).unwrap(), Version(300));
+/// assert!(Version::from_slice(&u64::MAX.to_bytes()).is_err());
+/// assert!(Version::from_slice(&[0xac, 0x02, 0]).is_err()); // a trailing byte
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no wire encoding: it does not implement `pea2pea::Message`",
     label = "`{Self}` cannot be encoded in a message",

@@ -3,6 +3,18 @@
 use bytes::{BufMut, BytesMut};
 
 /// The number of bytes the varint of `v` takes (1 to 10).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pea2pea::message::{put_varint_u64, varint_len_u64};
+///
+/// let mut dst = BytesMut::new();
+/// put_varint_u64(&mut dst, 300);
+/// assert_eq!(&dst[..], &[0xac, 0x02]); // 7 bits a byte, low bits first
+/// assert_eq!(varint_len_u64(300), 2);
+/// assert_eq!(varint_len_u64(0), 1);
+/// assert_eq!(varint_len_u64(u64::MAX), 10);
+/// ```
 #[inline]
 pub const fn varint_len_u64(v: u64) -> usize {
     // 7 payload bits per byte; `| 1` makes zero take one byte.
@@ -17,7 +29,7 @@ pub const fn varint_len_u128(v: u128) -> usize {
     bits.div_ceil(7)
 }
 
-/// Appends the LEB128 varint of `v`.
+/// Appends the LEB128 varint of `v` (see [`varint_len_u64`] for an example).
 #[inline]
 pub fn put_varint_u64(dst: &mut BytesMut, mut v: u64) {
     if v < 0x80 {
@@ -49,6 +61,13 @@ pub fn put_varint_u128(dst: &mut BytesMut, mut v: u128) {
 }
 
 /// Maps a signed integer to an unsigned one so that small magnitudes stay small.
+///
+/// ```
+/// use pea2pea::message::{unzigzag_i64, zigzag_i64};
+///
+/// assert_eq!([0, -1, 1, -2].map(zigzag_i64), [0, 1, 2, 3]);
+/// assert_eq!(unzigzag_i64(zigzag_i64(i64::MIN)), i64::MIN);
+/// ```
 #[inline]
 pub const fn zigzag_i64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -74,6 +93,14 @@ pub const fn unzigzag_i128(v: u128) -> i128 {
 
 /// A stable 64-bit FNV-1a hash of a shape string, usable in `const` context: the basis of
 /// [`Message::FINGERPRINT`](super::Message::FINGERPRINT).
+///
+/// ```
+/// use pea2pea::message::{Message, fingerprint};
+///
+/// const PING: u64 = fingerprint("struct Ping(u64)");
+/// assert_ne!(PING, fingerprint("struct Ping(u32)"));
+/// assert_eq!(<u32 as Message>::FINGERPRINT, fingerprint("u32"));
+/// ```
 pub const fn fingerprint(shape: &str) -> u64 {
     let bytes = shape.as_bytes();
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;

@@ -68,6 +68,29 @@ impl ShuttingDown {
 ///
 /// The enabled protocols hold clones of your type, and so of this node: dropping your handles
 /// does not stop it. Call [`shut_down`](Node::shut_down) when you are done.
+///
+/// Two bare nodes (no protocol enabled, so they only connect):
+///
+/// ```
+/// use pea2pea::{Config, Node};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let alice = Node::new(Config { name: Some("alice".into()), ..Config::loopback() });
+/// let bob = Node::new(Config { name: Some("bob".into()), ..Config::loopback() });
+/// let bob_addr = bob.toggle_listener().await?.expect("bob was not listening yet");
+///
+/// alice.connect(bob_addr).await?;
+/// assert!(alice.is_connected(bob_addr));
+/// assert_eq!(alice.connected_addrs(), [bob_addr]);
+/// assert_eq!(alice.num_connected(), 1);
+///
+/// assert!(alice.disconnect(bob_addr).await);
+/// alice.shut_down().await;
+/// bob.shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Node(Arc<Inner>);
 
@@ -102,6 +125,14 @@ impl Node {
     /// # Panics
     ///
     /// If `max_connections`, `max_connections_per_ip` or `max_connecting` is 0.
+    ///
+    /// ```
+    /// use pea2pea::{Config, Node};
+    ///
+    /// let node = Node::new(Config { max_connections: 16, ..Config::loopback() });
+    /// assert_eq!(node.config().max_connecting, 16); // clamped to max_connections
+    /// assert_eq!(node.num_connected(), 0);
+    /// ```
     pub fn new(mut config: Config) -> Self {
         for (value, field) in [
             (config.max_connections, "max_connections"),
@@ -138,6 +169,15 @@ impl Node {
     }
 
     /// The node's name (from [`Config::name`], or its number).
+    ///
+    /// ```
+    /// use pea2pea::{Config, Node};
+    ///
+    /// let named = Node::new(Config { name: Some("relay".into()), ..Config::loopback() });
+    /// assert_eq!(named.name(), "relay");
+    /// let unnamed = Node::new(Config::loopback());
+    /// assert!(unnamed.name().parse::<usize>().is_ok()); // "0", "1", ... in creation order
+    /// ```
     pub fn name(&self) -> &str {
         self.0.config.name.as_deref().unwrap_or_default()
     }
@@ -148,11 +188,23 @@ impl Node {
     }
 
     /// The node's message and byte counters, accumulated over its whole life.
+    ///
+    /// ```
+    /// # let node = pea2pea::Node::new(pea2pea::Config::loopback());
+    /// let (messages, bytes) = node.stats().received();
+    /// println!("{} received {messages} messages ({bytes} bytes)", node.name());
+    /// ```
     pub fn stats(&self) -> &Stats {
         &self.0.stats
     }
 
-    /// Counters of rejections and timeouts.
+    /// Counters of rejections and timeouts (see [`Heuristics`] for an example).
+    ///
+    /// ```
+    /// # let node = pea2pea::Node::new(pea2pea::Config::loopback());
+    /// let idle = node.heuristics().idle_timeouts();
+    /// # assert_eq!(idle, 0);
+    /// ```
     pub fn heuristics(&self) -> &Heuristics {
         &self.0.heuristics
     }
@@ -163,6 +215,12 @@ impl Node {
     /// (or your own, under this parent) names the node even at `RUST_LOG=warn`. Each
     /// connection's span is a child of it, and the engine runs your hooks and handlers inside
     /// that child.
+    ///
+    /// ```
+    /// # let node = pea2pea::Node::new(pea2pea::Config { name: Some("relay".into()), ..pea2pea::Config::loopback() });
+    /// // logged as `WARN node{name=relay}: ...: no peers left`
+    /// tracing::warn!(parent: node.span(), "no peers left");
+    /// ```
     pub fn span(&self) -> &Span {
         &self.0.span
     }
@@ -173,11 +231,26 @@ impl Node {
     ///
     /// Fails with `AddrNotAvailable` when `listener_addr` is `None`, and with the
     /// [`ShuttingDown`] error once [`shut_down`](Node::shut_down) has begun.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let node = Node::new(Config::loopback());
+    /// let addr = node.toggle_listener().await?.expect("it was not listening");
+    /// assert_eq!(node.listening_addr().await?, addr);
+    /// assert_eq!(node.toggle_listener().await?, None); // stopped
+    /// assert!(node.listening_addr().await.is_err());
+    /// # node.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn toggle_listener(&self) -> io::Result<Option<SocketAddr>> {
         listener::toggle(self).await
     }
 
-    /// The address the node listens on; `AddrNotAvailable` when it is not listening.
+    /// The address the node listens on; `AddrNotAvailable` when it is not listening. See
+    /// [`toggle_listener`](Node::toggle_listener) for an example.
     pub async fn listening_addr(&self) -> io::Result<SocketAddr> {
         self.0.listener.addr().ok_or_else(|| {
             io::Error::new(io::ErrorKind::AddrNotAvailable, "the node is not listening")
@@ -195,6 +268,28 @@ impl Node {
     ///
     /// Dropping the future before it completes rolls everything back; dropping it after the
     /// connection is registered leaves the connection up (check [`is_connected`](Node::is_connected)).
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node};
+    /// use std::io::ErrorKind;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let peer = Node::new(Config::loopback());
+    /// # let peer_addr = peer.toggle_listener().await?.unwrap();
+    /// let node = Node::new(Config::loopback());
+    /// node.connect(peer_addr).await?;
+    /// assert!(node.is_connected(peer_addr));
+    /// assert!(!node.is_connecting(peer_addr)); // set up, and so no longer connecting
+    /// assert_eq!(node.num_connecting(), 0);
+    ///
+    /// let again = node.connect(peer_addr).await.unwrap_err();
+    /// assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+    /// # node.shut_down().await;
+    /// # peer.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
         setup::connect(self, addr, None).await
     }
@@ -204,6 +299,26 @@ impl Node {
     ///
     /// A simulation build (see [`net`](crate::net)) has no real sockets: there this fails with
     /// `Unsupported`. The method stays, so that code which calls it still compiles there.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node};
+    /// use tokio::net::TcpSocket;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let peer = Node::new(Config::loopback());
+    /// # let peer_addr = peer.toggle_listener().await?.unwrap();
+    /// let node = Node::new(Config::loopback());
+    /// let socket = TcpSocket::new_v4()?;
+    /// socket.set_send_buffer_size(64 * 1024)?;
+    /// socket.bind("127.0.0.1:0".parse().unwrap())?; // the source address the peer will see
+    /// node.connect_using_socket(peer_addr, socket).await?;
+    /// assert!(node.is_connected(peer_addr));
+    /// # node.shut_down().await;
+    /// # peer.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect_using_socket(
         &self,
         addr: SocketAddr,
@@ -217,6 +332,23 @@ impl Node {
     /// the connection down; `false` if `addr` is unknown or already being disconnected.
     ///
     /// Dropping the future part-way still removes the connection at once; only the hook is cut short.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let peer = Node::new(Config::loopback());
+    /// # let peer_addr = peer.toggle_listener().await?.unwrap();
+    /// # let node = Node::new(Config::loopback());
+    /// node.connect(peer_addr).await?;
+    /// assert!(node.disconnect(peer_addr).await); // this call tore it down
+    /// assert!(!node.disconnect(peer_addr).await); // nothing left to disconnect
+    /// assert!(!node.is_connected(peer_addr));
+    /// # node.shut_down().await;
+    /// # peer.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn disconnect(&self, addr: SocketAddr) -> bool {
         self.disconnect_with(addr, crate::DisconnectOrigin::User, None)
             .await
@@ -235,6 +367,25 @@ impl Node {
     /// [`OnDisconnect::TIMEOUT_MS`](crate::protocols::OnDisconnect::TIMEOUT_MS).
     ///
     /// Do not call it from inside one of the node's own hooks: it would wait for that hook.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node, ShuttingDown};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let peer = Node::new(Config::loopback());
+    /// # let peer_addr = peer.toggle_listener().await?.unwrap();
+    /// let node = Node::new(Config::loopback());
+    /// node.toggle_listener().await?;
+    /// node.connect(peer_addr).await?;
+    ///
+    /// node.shut_down().await;
+    /// assert_eq!(node.num_connected(), 0);
+    /// let refused = node.connect(peer_addr).await.unwrap_err();
+    /// assert!(ShuttingDown::caused(&refused)); // final: the node stays down
+    /// # peer.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shut_down(&self) {
         shutdown::shut_down(self).await
     }
@@ -265,6 +416,25 @@ impl Node {
     }
 
     /// The description of the connection with `addr`, if it is established.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, ConnectionSide, Node};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let peer = Node::new(Config::loopback());
+    /// # let peer_addr = peer.toggle_listener().await?.unwrap();
+    /// # let node = Node::new(Config::loopback());
+    /// node.connect(peer_addr).await?;
+    /// let info = node.connection_info(peer_addr).expect("connected");
+    /// assert_eq!(info.addr(), peer_addr);
+    /// assert_eq!(info.side(), ConnectionSide::Responder); // the peer's role: it accepted
+    /// assert_eq!(info.stats().sent(), (0, 0));
+    /// assert_eq!(node.connection_infos().len(), 1);
+    /// # node.shut_down().await;
+    /// # peer.shut_down().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connection_info(&self, addr: SocketAddr) -> Option<ConnectionInfo> {
         self.0.registry.get(addr).map(|entry| entry.info.clone())
     }

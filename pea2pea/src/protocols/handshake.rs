@@ -35,16 +35,32 @@ use crate::{Node, protocols::Reading};
 ///         stream.set_nodelay(true)?;
 ///         if dialled {
 ///             stream.write_all(b"hi").await?;
+///             conn.stats().register_sent_messages(1, 2); // the engine counts only its codecs
 ///         } else {
 ///             let mut hello = [0u8; 2];
 ///             stream.read_exact(&mut hello).await?;
 ///             if &hello != b"hi" {
 ///                 return Err(io::Error::new(io::ErrorKind::InvalidData, "bad greeting"));
 ///             }
+///             conn.stats().register_received_message(2);
 ///         }
 ///         Ok(conn)
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> io::Result<()> {
+/// # use pea2pea::Config;
+/// let (alice, bob) = (Peer { node: Node::new(Config::loopback()) }, Peer { node: Node::new(Config::loopback()) });
+/// alice.enable_handshake().await;
+/// bob.enable_handshake().await;
+/// let bob_addr = bob.node().toggle_listener().await?.unwrap();
+/// alice.node().connect(bob_addr).await?; // returns once alice's side of the handshake is done
+/// assert_eq!(alice.node().connection_info(bob_addr).unwrap().stats().sent(), (1, 2));
+/// # alice.node().shut_down().await;
+/// # bob.node().shut_down().await;
+/// # Ok(())
+/// # }
 /// ```
 pub trait Handshake: Pea2Pea
 where

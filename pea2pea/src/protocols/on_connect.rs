@@ -14,6 +14,40 @@ use crate::Node;
 /// wait for it, the connection is usable inside it (send, receive, disconnect), and messages
 /// may be processed while it runs. If it panics, the connection is dropped with
 /// [`DisconnectOrigin::OnConnectAbort`].
+///
+/// ```
+/// use std::net::SocketAddr;
+///
+/// use pea2pea::{Config, Node, Pea2Pea, protocols::OnConnect};
+/// use tokio::sync::mpsc;
+///
+/// #[derive(Clone)]
+/// struct Peer { node: Node, connected: mpsc::UnboundedSender<SocketAddr> }
+///
+/// impl Pea2Pea for Peer {
+///     fn node(&self) -> &Node { &self.node }
+/// }
+///
+/// impl OnConnect for Peer {
+///     async fn on_connect(&self, addr: SocketAddr) {
+///         let _ = self.connected.send(addr); // e.g. greet the peer, or start a sync with it
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let (tx, mut connected) = mpsc::unbounded_channel();
+/// let peer = Peer { node: Node::new(Config::loopback()), connected: tx };
+/// peer.enable_on_connect().await;
+/// # let other = Node::new(Config::loopback());
+/// # let other_addr = other.toggle_listener().await?.unwrap();
+/// peer.node().connect(other_addr).await?; // returns without waiting for the hook
+/// assert_eq!(connected.recv().await, Some(other_addr));
+/// # peer.node().shut_down().await;
+/// # other.shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 pub trait OnConnect: Pea2Pea
 where
     Self: Clone + Send + Sync + 'static,

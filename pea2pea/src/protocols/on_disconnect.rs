@@ -19,6 +19,39 @@ use crate::{Node, protocols::Writing};
 /// [`Node::disconnect`] call, a failed reader or writer) goes on in that caller, up to
 /// `TIMEOUT_MS`, but its connection is already removed and closed, so a last message can no
 /// longer be sent.
+///
+/// ```
+/// use std::{net::SocketAddr, sync::{Arc, Mutex}};
+///
+/// use pea2pea::{Config, DisconnectOrigin, Node, Pea2Pea, protocols::OnDisconnect};
+///
+/// #[derive(Clone)]
+/// struct Peer { node: Node, gone: Arc<Mutex<Vec<(SocketAddr, DisconnectOrigin)>>> }
+///
+/// impl Pea2Pea for Peer {
+///     fn node(&self) -> &Node { &self.node }
+/// }
+///
+/// impl OnDisconnect for Peer {
+///     async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
+///         self.gone.lock().unwrap().push((addr, origin)); // e.g. forget the peer's state
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let peer = Peer { node: Node::new(Config::loopback()), gone: Default::default() };
+/// peer.enable_on_disconnect().await;
+/// # let other = Node::new(Config::loopback());
+/// # let other_addr = other.toggle_listener().await?.unwrap();
+/// peer.node().connect(other_addr).await?;
+/// peer.node().disconnect(other_addr).await; // waits for the hook
+/// assert_eq!(*peer.gone.lock().unwrap(), [(other_addr, DisconnectOrigin::User)]);
+/// # peer.node().shut_down().await;
+/// # other.shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 pub trait OnDisconnect: Pea2Pea
 where
     Self: Clone + Send + Sync + 'static,

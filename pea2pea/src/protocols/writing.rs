@@ -180,6 +180,66 @@ enum PushError {
 /// is returned to the sender and nothing is queued; an encoder *panic* ends the connection
 /// (origin `Writing`), since the codec's state can no longer be trusted, and the send returns
 /// `Ok` with a confirmation that carries the error.
+///
+/// ```
+/// use std::net::SocketAddr;
+///
+/// use pea2pea::{Config, ConnectionSide, Node, Pea2Pea, codec::MessageCodec, protocols::*};
+/// use tokio::sync::mpsc;
+///
+/// #[derive(Clone)]
+/// struct Peer { node: Node, heard: mpsc::UnboundedSender<String> }
+///
+/// impl Pea2Pea for Peer {
+///     fn node(&self) -> &Node { &self.node }
+/// }
+///
+/// impl Writing for Peer {
+///     type Message = String;
+///     type Codec = MessageCodec<String>;
+///
+///     fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
+///         MessageCodec::new().max_frame_len(64 * 1024)
+///     }
+/// }
+///
+/// impl Reading for Peer {
+///     type Message = String;
+///     type Codec = MessageCodec<String>;
+///
+///     fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
+///         MessageCodec::new().max_frame_len(64 * 1024)
+///     }
+///
+///     async fn process_message(&self, _source: SocketAddr, message: String) {
+///         let _ = self.heard.send(message);
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let peer = |heard| Peer { node: Node::new(Config::loopback()), heard };
+/// let (tx, mut bob_heard) = mpsc::unbounded_channel();
+/// let (alice, bob) = (peer(mpsc::unbounded_channel().0), peer(tx));
+/// for p in [&alice, &bob] {
+///     p.enable_reading().await;
+///     p.enable_writing().await;
+/// }
+/// let bob_addr = bob.node().toggle_listener().await?.unwrap();
+/// alice.node().connect(bob_addr).await?;
+///
+/// // queued at once; the confirmation resolves when the batch holding it is written
+/// let written = alice.unicast(bob_addr, "hello".to_string())?;
+/// written.await.expect("the connection dropped the confirmation")?;
+/// alice.unicast_fast(bob_addr, "and goodbye".to_string())?; // no confirmation
+///
+/// assert_eq!(bob_heard.recv().await.as_deref(), Some("hello"));
+/// assert_eq!(bob_heard.recv().await.as_deref(), Some("and goodbye"));
+/// # alice.node().shut_down().await;
+/// # bob.node().shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 pub trait Writing: Pea2Pea
 where
     Self: Clone + Send + Sync + 'static,
