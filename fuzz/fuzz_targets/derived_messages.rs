@@ -3,7 +3,7 @@
 //! varints, for the types without maps or sets).
 #![no_main]
 
-#[path = "../../tests/tests/reliability/types.rs"]
+#[path = "../../tests/src/fuzz_types.rs"]
 #[allow(dead_code)]
 mod types;
 

@@ -3,7 +3,7 @@
 //! way, and every decoded message round-trips.
 #![no_main]
 
-#[path = "../../tests/tests/reliability/types.rs"]
+#[path = "../../tests/src/fuzz_types.rs"]
 #[allow(dead_code)]
 mod types;
 

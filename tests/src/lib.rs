@@ -7,18 +7,31 @@
 //! (or [`wait_for_connections`]) to poll a condition, and keep plain sleeps for proving that
 //! something does *not* happen during a window.
 //!
-//! The helpers are grouped as follows:
-//! - [`wait`]: bounded polling and view-consistency checks;
-//! - [`codec`]: [`TestCodec`], the 2-byte big-endian length-delimited codec every node here speaks;
+//! The helpers, all here (`tests/README.md` says which suite covers what):
+//! - [`wait`]: bounded polling ([`wait_until`] and its variants, [`bounded`]) and
+//!   view-consistency checks;
+//! - [`codec`]: [`TestCodec`], the 2-byte big-endian length-delimited codec the engine suites'
+//!   nodes speak;
 //! - [`nodes`]: reusable node types ([`FullNoopNode`], [`Peer`], [`GatedNode`]) and [`Gate`];
-//! - [`raw`]: plain tokio sockets acting as peers that the engine does not control;
+//! - [`chat`]: the reliability suites' target, a node speaking a derived `Chat` protocol over a
+//!   choice of framings;
+//! - [`fuzz_types`]: derived message types and the properties the fuzz targets and
+//!   `fuzz_props` check (the fuzz crate includes this file by path);
+//! - [`raw`]: plain tokio sockets acting as peers that the engine does not control, from any
+//!   127.0.0.x source;
+//! - [`gauges`]: open file descriptors, live tasks and live heap bytes;
+//! - [`rng`]: [`Rng`], a seeded generator for randomized suites;
 //! - [`logs`]: [`LogCapture`], the lines a user's `fmt` subscriber prints at a given level;
 //! - [`xor`]: [`XorStream`], a stand-in for an encrypted stream wrapper.
 
+pub mod chat;
 pub mod codec;
+pub mod fuzz_types;
+pub mod gauges;
 pub mod logs;
 pub mod nodes;
 pub mod raw;
+pub mod rng;
 pub mod wait;
 pub mod xor;
 
@@ -30,11 +43,16 @@ use std::{
 use pea2pea::{Config, Node, protocols::Writing};
 
 pub use codec::{TestCodec, frame};
+pub use gauges::{alive_tasks, live_bytes, open_fds};
 pub use logs::LogCapture;
 pub use nodes::{FullNoopNode, Gate, GatedNode, Peer, PeerState};
-pub use raw::{assert_closed_within, raw_connect, raw_connect_from};
+pub use raw::{
+    assert_closed_within, closed_within, loopback_ip, raw_connect, raw_connect_from,
+    socket_bound_to, try_socket_bound_to,
+};
+pub use rng::{Rng, seed_from_env};
 pub use wait::{
-    assert_consistent, poll_until, wait_for_connections, wait_until, wait_until_10s,
+    assert_consistent, bounded, poll_until, wait_for_connections, wait_until, wait_until_10s,
     wait_until_desc,
 };
 pub use xor::XorStream;

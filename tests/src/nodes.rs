@@ -179,6 +179,21 @@ impl Peer {
         self.enable_on_disconnect().await;
     }
 
+    /// A sender (Writing) connected to a receiver (Reading and OnDisconnect), both from
+    /// [`test_config`](crate::test_config), once the receiver has registered the connection;
+    /// returns them with the receiver's address.
+    pub async fn sender_and_receiver() -> (Peer, Peer, SocketAddr) {
+        let receiver = Peer::new(crate::test_config());
+        receiver.enable_reading().await;
+        receiver.enable_on_disconnect().await;
+        let addr = crate::start_listening(&receiver.node).await;
+        let sender = Peer::new(crate::test_config());
+        sender.enable_writing().await;
+        sender.node.connect(addr).await.unwrap();
+        crate::wait_for_connections(&receiver.node, 1).await;
+        (sender, receiver, addr)
+    }
+
     /// Makes the node echo every message it has not seen before.
     pub fn set_echo(&self) {
         self.state.echo.store(true, SeqCst);

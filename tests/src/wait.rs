@@ -56,6 +56,14 @@ async fn wait_until_every(
     }
 }
 
+/// Awaits `fut`, panicking with `what` if it takes longer than `limit` (a wedged operation).
+pub async fn bounded<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("wedged: {what} did not finish within {limit:?}"),
+    }
+}
+
 /// Waits up to 1s until `node` has exactly `n` active connections (`wait_for_connections` of the
 /// test vocabulary).
 pub async fn wait_for_connections(node: &Node, n: usize) {

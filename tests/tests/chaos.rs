@@ -17,8 +17,6 @@
 //! still depend on the scheduler: the seed fixes the sequence of choices, not the timing. A
 //! run longer than a minute prints a progress line every 30 s.
 
-mod reliability;
-
 use std::{
     io,
     net::SocketAddr,
@@ -34,7 +32,9 @@ use pea2pea::{
     Config, Connection, ConnectionSide, DisconnectOrigin, Node, Pea2Pea,
     protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
 };
-use reliability::{Rng, alive_tasks, bounded, loopback_ip, open_fds, seed_from_env, socket_on};
+use pea2pea_tests::{
+    Rng, alive_tasks, bounded, loopback_ip, open_fds, seed_from_env, try_socket_bound_to,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     task::JoinSet,
@@ -329,7 +329,7 @@ async fn operation(world: &World, rng: &mut Rng) {
                     from.node.connect(addr).await
                 } else {
                     let ip = loopback_ip(rng.between(2, 65) as u8);
-                    match socket_on(ip) {
+                    match try_socket_bound_to(ip) {
                         Ok(socket) => from.node.connect_using_socket(addr, socket).await,
                         Err(e) => Err(e),
                     }

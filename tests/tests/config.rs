@@ -253,13 +253,7 @@ async fn cfg_05_zero_on_disconnect_timeout_aborts_hook() {
 async fn cfg_05_zero_write_timeout_fails_blocked_write() {
     let node = ZeroTimeouts::new(test_config());
     node.enable_writing().await;
-    let listener = raw::small_buffer_listener();
-    let target = listener.local_addr().unwrap();
-    node.node
-        .connect_using_socket(target, raw::small_send_buffer_socket())
-        .await
-        .unwrap();
-    let (_accepted, _) = listener.accept().await.unwrap();
+    let (target, _listener, _accepted) = raw::connect_to_stalled_reader(&node.node).await;
 
     let mut confirmations = Vec::new();
     for _ in 0..16 {

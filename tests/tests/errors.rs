@@ -1,4 +1,4 @@
-//! Error / bad-input / user-panic handling: ERR-01 .. ERR-07.
+//! Error / bad-input / user-panic handling, and the logs that report them: ERR-01 .. ERR-08.
 //!
 //! The panic tests run on a current-thread runtime with a [`LogCapture`] at ERROR level
 //! installed, so the engine's ERROR events (user panics must be logged at that level) are seen

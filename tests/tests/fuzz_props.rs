@@ -1,16 +1,14 @@
-//! The fuzz targets' properties (fuzz/, see `reliability/types.rs`) as proptest cases that run
-//! in CI: derived decoders over arbitrary and mutated bytes never panic and round-trip what
+//! The fuzz targets' properties (fuzz/, see `tests/src/fuzz_types.rs`) as proptest cases that
+//! run in CI: derived decoders over arbitrary and mutated bytes never panic and round-trip what
 //! they accept; the frame codec gives the same outcome however its input is chunked; and valid
 //! messages survive being framed, concatenated and fed in arbitrary chunks.
 
-mod reliability;
-
 use bytes::Bytes;
 use pea2pea::Message;
-use proptest::{collection::vec, prelude::*};
-use reliability::types::{
+use pea2pea_tests::fuzz_types::{
     Command, End, Envelope, Record, Tree, check_codec, check_decoder, cut, decode_stream,
 };
+use proptest::{collection::vec, prelude::*};
 use tokio_util::codec::Encoder;
 
 fn config() -> ProptestConfig {
@@ -111,7 +109,7 @@ proptest! {
         values in vec(command(), 0..8),
         sizes in vec(any::<usize>(), 0..24),
     ) {
-        for codec in reliability::types::codecs::<Command>() {
+        for codec in pea2pea_tests::fuzz_types::codecs::<Command>() {
             let mut encoder = codec.clone();
             let mut wire = bytes::BytesMut::new();
             let mut sent = Vec::new();

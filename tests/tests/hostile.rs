@@ -9,8 +9,6 @@
 //! lengths cost nothing; the tests of this binary run one at a time so that its figures are
 //! theirs alone.
 
-mod reliability;
-
 use std::{
     alloc::System,
     net::SocketAddr,
@@ -23,10 +21,10 @@ use std::{
 
 use bytes::Bytes;
 use pea2pea::{Config, DisconnectOrigin, Message, Node, protocols::Writing};
-use reliability::{
-    Rng, bounded, closed_by_peer, loopback_config, loopback_ip,
-    peer::{Chat, Framing, LDC_MAX_FRAME, Peer, frame},
-    raw_connect_from, socket_on, wait_until,
+use pea2pea_tests::{
+    Rng, bounded,
+    chat::{Chat, Framing, LDC_MAX_FRAME, Peer, frame},
+    closed_within, live_bytes, loopback_ip, raw_connect_from, socket_bound_to, wait_until_desc,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinSet};
@@ -67,7 +65,7 @@ async fn shut_down_all(nodes: &[&Node]) {
 
 /// Waits until `target` has no connections left (its `on_disconnect`s have run by then).
 async fn settled<const I: u64>(target: &Peer<I>, connected: usize) {
-    wait_until(2 * SEC, "the target's connections to settle", || {
+    wait_until_desc(2 * SEC, "the target's connections to settle", || {
         target.node.num_connected() == connected && target.node.num_connecting() == 0
     })
     .await;
@@ -76,8 +74,8 @@ async fn settled<const I: u64>(target: &Peer<I>, connected: usize) {
 /// Opens a raw connection from 127.0.0.1 and waits until the target has registered it.
 async fn raw_registered<const I: u64>(target: &Peer<I>, addr: SocketAddr) -> TcpStream {
     let before = target.node.num_connected();
-    let stream = raw_connect_from(loopback_ip(1), addr).await.unwrap();
-    wait_until(2 * SEC, "the raw connection to be registered", || {
+    let stream = raw_connect_from(loopback_ip(1), addr).await;
+    wait_until_desc(2 * SEC, "the raw connection to be registered", || {
         target.node.num_connected() == before + 1
     })
     .await;
@@ -88,7 +86,7 @@ async fn raw_registered<const I: u64>(target: &Peer<I>, addr: SocketAddr) -> Tcp
 /// connection (origin Reading) without allocating anything like the declared size.
 async fn lying_header_is_cheap(framing: Framing, headers: &[&[u8]]) {
     let _serial = SERIAL.lock().await;
-    let (target, addr) = Peer::<60_000>::listening(loopback_config(), framing, false).await;
+    let (target, addr) = Peer::<60_000>::listening(Config::loopback(), framing, false).await;
     let good = good_peer(framing, false).await;
     good.round_trip(addr, 3).await;
 
@@ -102,7 +100,7 @@ async fn lying_header_is_cheap(framing: Framing, headers: &[&[u8]]) {
         attack.extend_from_slice(&[0xAA; 64]);
         stream.write_all(&attack).await.unwrap();
         assert!(
-            closed_by_peer(&mut stream, 2 * SEC).await,
+            closed_within(&mut stream, 2 * SEC).await,
             "{framing:?}: the node kept a connection whose header is {header:02x?}"
         );
         settled(&target, 0).await;
@@ -168,7 +166,7 @@ async fn four_gib_header_length_delimited_codec() {
 async fn header_at_the_limit_reserves_at_most_one_frame() {
     let _serial = SERIAL.lock().await;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
     let mut stream = raw_registered(&target, addr).await;
 
     let region = Region::new(GLOBAL);
@@ -199,7 +197,7 @@ async fn header_at_the_limit_reserves_at_most_one_frame() {
 /// Complete frames whose bodies are a valid message cut short (or with a byte too many).
 async fn truncated_frames(framing: Framing) {
     let _serial = SERIAL.lock().await;
-    let (target, addr) = Peer::<60_000>::listening(loopback_config(), framing, false).await;
+    let (target, addr) = Peer::<60_000>::listening(Config::loopback(), framing, false).await;
     let good = good_peer(framing, false).await;
 
     let body = Chat::Hello {
@@ -218,7 +216,7 @@ async fn truncated_frames(framing: Framing) {
         let mut stream = raw_registered(&target, addr).await;
         stream.write_all(&frame(bad)).await.unwrap();
         assert!(
-            closed_by_peer(&mut stream, 2 * SEC).await,
+            closed_within(&mut stream, 2 * SEC).await,
             "{framing:?}: the node kept a connection after bad frame #{i} {bad:02x?}"
         );
         settled(&target, 0).await;
@@ -259,7 +257,7 @@ async fn garbage_bytes_into_a_derived_message_codec() {
     let _serial = SERIAL.lock().await;
     const IDLE: u64 = 300;
     const CONNECTIONS: usize = 200;
-    let (target, addr) = Peer::<IDLE>::listening(loopback_config(), Framing::Message, false).await;
+    let (target, addr) = Peer::<IDLE>::listening(Config::loopback(), Framing::Message, false).await;
     let good = good_peer(Framing::Message, false).await;
     let mut rng = Rng::new(0x6a7b_a6e5);
 
@@ -273,9 +271,9 @@ async fn garbage_bytes_into_a_derived_message_codec() {
             bytes = frame(&bytes);
         }
         attacks.spawn(async move {
-            let mut stream = raw_connect_from(loopback_ip(1), addr).await.unwrap();
+            let mut stream = raw_connect_from(loopback_ip(1), addr).await;
             let _ = stream.write_all(&bytes).await;
-            closed_by_peer(&mut stream, 5 * SEC).await
+            closed_within(&mut stream, 5 * SEC).await
         });
         if attacks.len() >= 25 {
             assert!(
@@ -329,7 +327,7 @@ fn varint(mut v: u64) -> Vec<u8> {
 async fn unknown_variant_tags() {
     let _serial = SERIAL.lock().await;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
     let good = good_peer(Framing::Message, false).await;
 
     let mut bodies: Vec<Vec<u8>> = [5, 6, 100, 127, 128, 300, 16_384, u32::MAX as u64]
@@ -351,7 +349,7 @@ async fn unknown_variant_tags() {
         bytes.extend(frame(bad));
         stream.write_all(&bytes).await.unwrap();
         assert!(
-            closed_by_peer(&mut stream, 2 * SEC).await,
+            closed_within(&mut stream, 2 * SEC).await,
             "the node kept a connection after the tag {bad:02x?}"
         );
         settled(&target, 0).await;
@@ -370,7 +368,7 @@ async fn unknown_variant_tags() {
 /// take 100s to complete, and says after how long the node closed the connection (None: not
 /// within `limit`).
 async fn drip(addr: SocketAddr, limit: Duration) -> Option<Duration> {
-    let stream = raw_connect_from(loopback_ip(1), addr).await.unwrap();
+    let stream = raw_connect_from(loopback_ip(1), addr).await;
     let (mut rx, mut tx) = stream.into_split();
     let start = Instant::now();
     let closed = Arc::new(AtomicBool::new(false));
@@ -408,11 +406,11 @@ async fn drip(addr: SocketAddr, limit: Duration) -> Option<Duration> {
 async fn silent_partial_frame_is_dropped_by_the_idle_timeout() {
     let _serial = SERIAL.lock().await;
     const IDLE: u64 = 300;
-    let (target, addr) = Peer::<IDLE>::listening(loopback_config(), Framing::Message, false).await;
+    let (target, addr) = Peer::<IDLE>::listening(Config::loopback(), Framing::Message, false).await;
     let mut stream = raw_registered(&target, addr).await;
     let start = Instant::now();
     stream.write_all(&frame(&[0u8; 1000])[..10]).await.unwrap();
-    assert!(closed_by_peer(&mut stream, 3 * SEC).await);
+    assert!(closed_within(&mut stream, 3 * SEC).await);
     let after = start.elapsed();
     tried(1);
     assert!(
@@ -439,7 +437,7 @@ async fn silent_partial_frame_is_dropped_by_the_idle_timeout() {
 async fn slow_drip_is_dropped_by_the_idle_timeout() {
     let _serial = SERIAL.lock().await;
     const IDLE: u64 = 300;
-    let (target, addr) = Peer::<IDLE>::listening(loopback_config(), Framing::Message, false).await;
+    let (target, addr) = Peer::<IDLE>::listening(Config::loopback(), Framing::Message, false).await;
     let closed_after = drip(addr, 4 * SEC).await;
     tried(1);
     let still_connected = target.node.num_connected();
@@ -495,7 +493,8 @@ fn sample_limits(node: Node, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(
 async fn a_thousand_silent_sockets_hit_the_handshake_timeout() {
     let _serial = SERIAL.lock().await;
     let count = sockets_within_fd_limit(1000);
-    let (target, addr) = Peer::<60_000>::listening(loopback_config(), Framing::Message, true).await;
+    let (target, addr) =
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, true).await;
     let good = good_peer(Framing::Message, true).await;
     good.node.connect(addr).await.unwrap();
     good.say_and_hear(addr, 3).await;
@@ -519,7 +518,7 @@ async fn a_thousand_silent_sockets_hit_the_handshake_timeout() {
             // 40 source IPs, 25 sockets each: the per-IP limit stays out of the way
             let ip = loopback_ip(2 + (i % 40) as u8);
             opened.push(tokio::spawn(async move {
-                let socket = socket_on(ip).unwrap();
+                let socket = socket_bound_to(ip);
                 tokio::time::timeout(Duration::from_secs(10), socket.connect(addr))
                     .await
                     .expect("a silent socket's connect timed out")
@@ -528,10 +527,10 @@ async fn a_thousand_silent_sockets_hit_the_handshake_timeout() {
         }
         for stream in opened {
             let mut stream = stream.await.unwrap();
-            silent.spawn(async move { closed_by_peer(&mut stream, Duration::from_secs(30)).await });
+            silent.spawn(async move { closed_within(&mut stream, Duration::from_secs(30)).await });
         }
         let upto = wave[wave.len() - 1] + 1;
-        wait_until(
+        wait_until_desc(
             10 * SEC,
             "the node to time out a wave of silent sockets",
             || accounted() >= upto && target.node.num_connecting() == 0,
@@ -544,7 +543,7 @@ async fn a_thousand_silent_sockets_hit_the_handshake_timeout() {
         assert!(closed.unwrap(), "a silent socket was kept open");
     }
     let elapsed = start.elapsed();
-    wait_until(5 * SEC, "every silent socket to be accounted for", || {
+    wait_until_desc(5 * SEC, "every silent socket to be accounted for", || {
         heuristics.handshake_timeouts() + heuristics.inbound_connections_rejected() == count as u64
     })
     .await;
@@ -580,8 +579,8 @@ async fn flood(
     for i in 0..count {
         let ip = loopback_ip(ips[i % ips.len()]);
         set.spawn(async move {
-            let mut stream = raw_connect_from(ip, addr).await.unwrap();
-            let closed = closed_by_peer(&mut stream, within).await;
+            let mut stream = raw_connect_from(ip, addr).await;
+            let closed = closed_within(&mut stream, within).await;
             (closed, stream)
         });
     }
@@ -601,7 +600,7 @@ async fn flood_past_max_connections() {
     let _serial = SERIAL.lock().await;
     const FLOOD: usize = 150;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
     let max = target.node.config().max_connections as usize;
     let good = good_peer(Framing::Message, false).await;
     good.node.connect(addr).await.unwrap();
@@ -613,7 +612,7 @@ async fn flood_past_max_connections() {
     tried(FLOOD);
     assert_eq!(open.len(), max - 1, "the good peer holds one place");
     assert_eq!(rejected, FLOOD - (max - 1));
-    wait_until(2 * SEC, "the rejections to be counted", || {
+    wait_until_desc(2 * SEC, "the rejections to be counted", || {
         target.node.heuristics().inbound_connections_rejected() == rejected as u64
     })
     .await;
@@ -639,7 +638,7 @@ async fn flood_past_the_per_ip_limit() {
     // the production default: one connection per IP
     let config = Config {
         max_connections_per_ip: 1,
-        ..loopback_config()
+        ..Config::loopback()
     };
     let (target, addr) = Peer::<60_000>::listening(config, Framing::Message, false).await;
     let good = good_peer(Framing::Message, false).await; // from 127.0.0.1
@@ -649,7 +648,7 @@ async fn flood_past_the_per_ip_limit() {
     tried(FLOOD);
     assert_eq!(open.len(), 1, "one connection from 127.0.0.9");
     assert_eq!(rejected, FLOOD - 1);
-    wait_until(2 * SEC, "the rejections to be counted", || {
+    wait_until_desc(2 * SEC, "the rejections to be counted", || {
         target.node.heuristics().inbound_connections_rejected() == rejected as u64
     })
     .await;
@@ -670,11 +669,11 @@ async fn flood_past_the_per_ip_limit() {
 async fn peer_that_never_reads() {
     let _serial = SERIAL.lock().await;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
-    let socket = socket_on(loopback_ip(1)).unwrap();
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
+    let socket = socket_bound_to(loopback_ip(1));
     socket.set_recv_buffer_size(4096).unwrap();
     let _stalled = socket.connect(addr).await.unwrap();
-    wait_until(2 * SEC, "the stalled peer to be registered", || {
+    wait_until_desc(2 * SEC, "the stalled peer to be registered", || {
         target.node.num_connected() == 1
     })
     .await;
@@ -708,7 +707,7 @@ async fn peer_that_never_reads() {
         )),
         "unexpected send error {other_error:?}"
     );
-    wait_until(2 * SEC, "the stalled connection to go", || {
+    wait_until_desc(2 * SEC, "the stalled connection to go", || {
         !target.node.is_connected(victim)
     })
     .await;
@@ -751,7 +750,7 @@ async fn reconnect_storm_to_one_address() {
     const ROUNDS: usize = 20;
     const NODE_CYCLES: usize = 100;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
     let good = good_peer(Framing::Message, false).await;
     good.node.connect(addr).await.unwrap();
 
@@ -761,7 +760,7 @@ async fn reconnect_storm_to_one_address() {
         storm.spawn(async move {
             let mut admitted = 0;
             for _ in 0..ROUNDS {
-                let mut stream = raw_connect_from(loopback_ip(1), addr).await.unwrap();
+                let mut stream = raw_connect_from(loopback_ip(1), addr).await;
                 if stream
                     .write_all(&frame(&Chat::Say("hi".into()).to_bytes()))
                     .await
@@ -807,7 +806,7 @@ async fn reconnect_storm_to_one_address() {
         target.node.heuristics().inbound_connections_rejected() as usize
             + target.log.total_disconnects()
     };
-    wait_until(
+    wait_until_desc(
         5 * SEC,
         "every storm connection to be served or rejected",
         || accounted() >= CLIENTS * ROUNDS + NODE_CYCLES,
@@ -835,14 +834,14 @@ async fn reconnect_storm_to_one_address() {
 /// frame (origin Reading) and counts no message.
 async fn closes_mid_frame(framing: Framing) {
     let _serial = SERIAL.lock().await;
-    let (target, addr) = Peer::<60_000>::listening(loopback_config(), framing, false).await;
+    let (target, addr) = Peer::<60_000>::listening(Config::loopback(), framing, false).await;
     let good = good_peer(framing, false).await;
     let whole = frame(&Chat::Say("x".repeat(100)).to_bytes());
     for cut in [1, 3, 4, 5, 50, whole.len() - 1] {
         let mut stream = raw_registered(&target, addr).await;
         stream.write_all(&whole[..cut]).await.unwrap();
         stream.shutdown().await.unwrap();
-        assert!(closed_by_peer(&mut stream, 2 * SEC).await);
+        assert!(closed_within(&mut stream, 2 * SEC).await);
         settled(&target, 0).await;
         tried(1);
     }
@@ -869,18 +868,18 @@ async fn idle_connections_hold_no_read_buffer() {
     let _serial = SERIAL.lock().await;
     const IDLE_PEERS: usize = 50;
     let (target, addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, false).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, false).await;
     // one connection first, so that one-off allocations (maps, task slabs) are out of the way
     let _first = raw_registered(&target, addr).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let before = reliability::live_bytes(GLOBAL.stats());
+    let before = live_bytes(GLOBAL.stats());
     let mut idle = Vec::new();
     for _ in 0..IDLE_PEERS {
         idle.push(raw_registered(&target, addr).await);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let per_connection = (reliability::live_bytes(GLOBAL.stats()) - before) / IDLE_PEERS as isize;
+    let per_connection = (live_bytes(GLOBAL.stats()) - before) / IDLE_PEERS as isize;
     tried(IDLE_PEERS);
     eprintln!("an idle registered connection holds {per_connection} bytes of heap");
     drop(idle);

@@ -138,8 +138,7 @@ async fn cycle(hub: &Full, hub_addr: SocketAddr, round: usize) {
 /// The live heap once the runtime has had a moment to reap finished and aborted tasks.
 async fn settled_heap() -> isize {
     sleep(Duration::from_millis(100)).await;
-    let stats = ALLOCATOR.stats();
-    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
+    live_bytes(ALLOCATOR.stats())
 }
 
 // SHUT-08: 100 connect/exchange/shutdown cycles against one long-lived node leave the heap

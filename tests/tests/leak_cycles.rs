@@ -7,15 +7,13 @@
 //! temporary listener and disconnects. A counting global allocator measures live heap bytes.
 //! The whole check is one test, so nothing else runs in this process meanwhile.
 
-mod reliability;
-
 use std::{alloc::System, time::Duration};
 
 use pea2pea::{Config, DisconnectOrigin};
-use reliability::{
-    alive_tasks, bounded, live_bytes, loopback_config, open_fds,
-    peer::{Framing, Peer},
-    wait_until,
+use pea2pea_tests::{
+    alive_tasks, bounded,
+    chat::{Framing, Peer},
+    live_bytes, open_fds, wait_until_desc,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -50,7 +48,7 @@ async fn cycle(host: &Peer, host_addr: std::net::SocketAddr, i: usize) {
         // the host dials a temporary listener, talks, and disconnects
         _ => {
             let (temp, temp_addr) =
-                Peer::<60_000>::listening(loopback_config(), Framing::Message, true).await;
+                Peer::<60_000>::listening(Config::loopback(), Framing::Message, true).await;
             bounded(5 * SEC, "connect", host.node.connect(temp_addr))
                 .await
                 .unwrap();
@@ -59,7 +57,7 @@ async fn cycle(host: &Peer, host_addr: std::net::SocketAddr, i: usize) {
             bounded(5 * SEC, "shut_down", temp.node.shut_down()).await;
         }
     }
-    wait_until(2 * SEC, "the host to drop the cycle's connection", || {
+    wait_until_desc(2 * SEC, "the host to drop the cycle's connection", || {
         host.node.num_connected() == 0 && host.node.num_connecting() == 0
     })
     .await;
@@ -84,7 +82,7 @@ async fn dial_in(host_addr: std::net::SocketAddr) -> Peer {
 
 /// The host's side of its only connection (the temporary node's ephemeral address).
 async fn temp_addr_on(host: &Peer) -> std::net::SocketAddr {
-    wait_until(2 * SEC, "the host to see the temporary node", || {
+    wait_until_desc(2 * SEC, "the host to see the temporary node", || {
         host.node.num_connected() == 1
     })
     .await;
@@ -107,7 +105,7 @@ async fn back_to(limit: isize, gauge: impl Fn() -> isize) -> isize {
 async fn a_thousand_cycles_leak_nothing() {
     let (fds_at_start, tasks_at_start) = (open_fds(), alive_tasks());
     let (host, host_addr) =
-        Peer::<60_000>::listening(loopback_config(), Framing::Message, true).await;
+        Peer::<60_000>::listening(Config::loopback(), Framing::Message, true).await;
 
     for i in 0..WARM_UP {
         cycle(&host, host_addr, i).await;

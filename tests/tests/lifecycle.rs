@@ -2,7 +2,7 @@
 
 use std::{
     io::{self, ErrorKind},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, SocketAddr},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
@@ -23,10 +23,6 @@ use tokio::{
 };
 
 const SEC: Duration = Duration::from_secs(1);
-
-fn localhost(octet: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet))
-}
 
 /// Dials `addr` with a plain socket and reports whether the connection was established.
 async fn dial_succeeds(addr: SocketAddr) -> bool {
@@ -319,11 +315,11 @@ async fn conn_03_connect_using_socket_source_ip() {
     let a = Node::new(test_config());
     let b = Node::new(test_config());
     let b_addr = start_listening(&b).await;
-    a.connect_using_socket(b_addr, raw::socket_bound_to(localhost(77)))
+    a.connect_using_socket(b_addr, raw::socket_bound_to(loopback_ip(77)))
         .await
         .unwrap();
     wait_for_connections(&b, 1).await;
-    assert_eq!(b.connected_addrs()[0].ip(), localhost(77));
+    assert_eq!(b.connected_addrs()[0].ip(), loopback_ip(77));
     shut_down_all([&a, &b]).await;
 }
 
@@ -409,7 +405,7 @@ async fn conn_06_same_port_on_other_ip_is_not_self() {
     let node = Node::new(test_config());
     let addr = start_listening(&node).await;
     let other = Node::new(Config {
-        listener_addr: Some(SocketAddr::new(localhost(2), addr.port())),
+        listener_addr: Some(SocketAddr::new(loopback_ip(2), addr.port())),
         ..test_config()
     });
     let other_addr = start_listening(&other).await;

@@ -23,10 +23,6 @@ use tokio::{
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn localhost(octet: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet))
-}
-
 /// Creates `n` plain listening nodes to be used as dial targets.
 async fn targets(n: usize) -> (Vec<Node>, Vec<SocketAddr>) {
     let mut nodes = Vec::new();
@@ -145,7 +141,7 @@ async fn lim_04_per_ip_limit() {
         server.heuristics().inbound_connections_rejected() == 1
     })
     .await;
-    b.connect_using_socket(addr, raw::socket_bound_to(localhost(2)))
+    b.connect_using_socket(addr, raw::socket_bound_to(loopback_ip(2)))
         .await
         .unwrap();
     wait_for_connections(&server, 2).await;
@@ -153,7 +149,7 @@ async fn lim_04_per_ip_limit() {
     sleep(Duration::from_millis(200)).await;
     let mut ips: Vec<IpAddr> = server.connected_addrs().iter().map(|a| a.ip()).collect();
     ips.sort();
-    assert_eq!(ips, vec![localhost(1), localhost(2)]);
+    assert_eq!(ips, vec![loopback_ip(1), loopback_ip(2)]);
     shut_down_all([&server, &a1, &a2, &b]).await;
 }
 
@@ -538,18 +534,18 @@ async fn lim_12_responder_rejections_are_counted() {
         ..test_config()
     });
     let addr = start_listening(&server).await;
-    let _a = raw_connect_from(localhost(1), addr).await;
+    let _a = raw_connect_from(loopback_ip(1), addr).await;
     wait_for_connections(&server, 1).await;
     // per-IP
-    let _b = raw_connect_from(localhost(1), addr).await;
+    let _b = raw_connect_from(loopback_ip(1), addr).await;
     wait_until(SEC, || {
         server.heuristics().inbound_connections_rejected() == 1
     })
     .await;
-    let _c = raw_connect_from(localhost(2), addr).await;
+    let _c = raw_connect_from(loopback_ip(2), addr).await;
     wait_for_connections(&server, 2).await;
     // global
-    let _d = raw_connect_from(localhost(3), addr).await;
+    let _d = raw_connect_from(loopback_ip(3), addr).await;
     wait_until(SEC, || {
         server.heuristics().inbound_connections_rejected() == 2
     })

@@ -22,22 +22,11 @@ use tokio::{io::AsyncWriteExt, time::sleep};
 const SEC: Duration = Duration::from_secs(1);
 
 /// A sender (Writing) and a receiver (Reading + hooks), connected sender -> receiver.
-async fn sender_and_receiver() -> (Peer, Peer, SocketAddr) {
-    let receiver = Peer::new(test_config());
-    receiver.enable_reading().await;
-    receiver.enable_on_disconnect().await;
-    let addr = start_listening(&receiver.node).await;
-    let sender = Peer::new(test_config());
-    sender.enable_writing().await;
-    sender.node.connect(addr).await.unwrap();
-    wait_for_connections(&receiver.node, 1).await;
-    (sender, receiver, addr)
-}
 
 // RD-01: messages reach process_message in FIFO order.
 #[tokio::test]
 async fn rd_01_fifo_order() {
-    let (sender, receiver, addr) = sender_and_receiver().await;
+    let (sender, receiver, addr) = Peer::sender_and_receiver().await;
     let msgs: Vec<Bytes> = (0..60u32)
         .map(|i| Bytes::from(i.to_be_bytes().to_vec()))
         .collect();
@@ -87,7 +76,7 @@ async fn rd_01_echo_from_process_message() {
 // Reading; once the writer disconnects too, unicast_fast finds no connection.
 #[tokio::test]
 async fn rd_02_decode_error_disconnects() {
-    let (sender, receiver, addr) = sender_and_receiver().await;
+    let (sender, receiver, addr) = Peer::sender_and_receiver().await;
     send_dm(&sender, addr, Bytes::new()).await.unwrap();
     wait_for_connections(&receiver.node, 0).await;
     assert_eq!(
@@ -107,7 +96,7 @@ async fn rd_02_decode_error_disconnects() {
 // RD-03: the peer's shutdown (EOF) disconnects the reader within 1s.
 #[tokio::test]
 async fn rd_03_peer_eof_disconnects() {
-    let (sender, receiver, _) = sender_and_receiver().await;
+    let (sender, receiver, _) = Peer::sender_and_receiver().await;
     sender.node.shut_down().await;
     wait_for_connections(&receiver.node, 0).await;
     assert_eq!(

@@ -28,23 +28,11 @@ use tokio::{
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// A sender (Writing) connected to a receiver (Reading).
-async fn pair() -> (Peer, Peer, SocketAddr) {
-    let receiver = Peer::new(test_config());
-    receiver.enable_reading().await;
-    let addr = start_listening(&receiver.node).await;
-    let sender = Peer::new(test_config());
-    sender.enable_writing().await;
-    sender.node.connect(addr).await.unwrap();
-    wait_for_connections(&receiver.node, 1).await;
-    (sender, receiver, addr)
-}
-
 // STAT-01: sent/received count messages and wire bytes (2 + payload), at node and connection
 // level; the sender's node stats are up to date as soon as the confirmations resolve.
 #[tokio::test]
 async fn stat_01_message_and_byte_counts() {
-    let (sender, receiver, addr) = pair().await;
+    let (sender, receiver, addr) = Peer::sender_and_receiver().await;
     const N: u64 = 5;
     const LEN: usize = 10;
     for _ in 0..N {
@@ -79,7 +67,7 @@ async fn stat_01_message_and_byte_counts() {
 // STAT-02: node stats accumulate across connections; connection stats go with the connection.
 #[tokio::test]
 async fn stat_02_node_stats_outlive_connections() {
-    let (sender, receiver, addr) = pair().await;
+    let (sender, receiver, addr) = Peer::sender_and_receiver().await;
     for _ in 0..3 {
         send_dm(&sender, addr, Bytes::from_static(b"abc"))
             .await
@@ -372,13 +360,7 @@ impl Writing for QuickWrite {
 async fn stat_05_write_timeout_only() {
     let node = QuickWrite(Node::new(test_config()));
     node.enable_writing().await;
-    let listener = raw::small_buffer_listener();
-    let addr = listener.local_addr().unwrap();
-    node.0
-        .connect_using_socket(addr, raw::small_send_buffer_socket())
-        .await
-        .unwrap();
-    let (_stream, _) = listener.accept().await.unwrap();
+    let (addr, _listener, _stream) = raw::connect_to_stalled_reader(&node.0).await;
     for _ in 0..16 {
         let _ = node.unicast_fast(addr, Bytes::from(vec![0u8; 60_000]));
     }

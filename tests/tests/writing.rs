@@ -66,13 +66,7 @@ async fn blocked_pipe() -> (SlowPipe, SocketAddr, TcpListener, TcpStream) {
     };
     node.enable_writing().await;
     node.enable_on_disconnect().await;
-    let listener = raw::small_buffer_listener();
-    let addr = listener.local_addr().unwrap();
-    node.node
-        .connect_using_socket(addr, raw::small_send_buffer_socket())
-        .await
-        .unwrap();
-    let (stream, _) = listener.accept().await.unwrap();
+    let (addr, listener, stream) = raw::connect_to_stalled_reader(&node.node).await;
     (node, addr, listener, stream)
 }
 
@@ -149,13 +143,7 @@ impl Writing for PatientPipe {
 async fn wr_01_teardown_resolves_pending_confirmations() {
     let node = PatientPipe(Node::new(test_config()));
     node.enable_writing().await;
-    let listener = raw::small_buffer_listener();
-    let addr = listener.local_addr().unwrap();
-    node.0
-        .connect_using_socket(addr, raw::small_send_buffer_socket())
-        .await
-        .unwrap();
-    let (_stream, _) = listener.accept().await.unwrap();
+    let (addr, _listener, _stream) = raw::connect_to_stalled_reader(&node.0).await;
 
     let confs: Vec<_> = (0..32)
         .map(|_| node.unicast(addr, Bytes::from(vec![1u8; 60_000])).unwrap())

@@ -22,7 +22,7 @@ use pea2pea::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use super::{bounded, wait_until};
+use crate::{bounded, wait_until_desc};
 
 /// The protocol: a derived enum with struct, tuple and unit variants.
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -264,7 +264,7 @@ impl<const IDLE_MS: u64> Peer<IDLE_MS> {
                 .expect("the confirmation channel is not dropped")
                 .expect("a good peer's message is written");
         }
-        wait_until(Duration::from_secs(5), "a good peer's echoes", || {
+        wait_until_desc(Duration::from_secs(5), "a good peer's echoes", || {
             self.log.echoes.load(Relaxed) >= before + n
         })
         .await;
