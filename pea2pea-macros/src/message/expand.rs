@@ -2,13 +2,14 @@
 //! (`::pea2pea` or `#[message(crate = "...")]`) and `::core`, so it compiles under
 //! `#![no_implicit_prelude]` and with renamed dependencies.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{
     check::tags,
-    parse::{Body, Field, Fields, Input, Style},
+    describe::{compact, schema, shape},
+    parse::{Body, Field, Fields, Input, Style, Variant},
 };
 
 pub fn expand(input: &Input) -> TokenStream {
@@ -27,10 +28,18 @@ pub fn expand(input: &Input) -> TokenStream {
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     let shape = shape(input);
+    let schema = schema(&m, input);
     let ty_name = name.to_string();
+    let open_ended = input.open_ended();
     let (min_len, len_body, enc_body, dec_body) = match &input.body {
         Body::Struct(fields) => strukt(&m, &ty_name, fields),
         Body::Enum(variants) => enumeration(&m, input, variants),
+    };
+    let (free_checks, inline_checks) = nesting_checks(&m, input);
+    // Extensible types ignore what a newer peer wrote after the fields they know.
+    let skip_rest = match input.extensible {
+        Some(_) => quote!(#m::Reader::skip_rest(src);),
+        None => TokenStream::new(),
     };
     // An empty enum has no value to build: its decoder only reports the unknown tag.
     let dec_body = match &input.body {
@@ -38,12 +47,14 @@ pub fn expand(input: &Input) -> TokenStream {
         _ => quote! {
             #m::Reader::enter(src, #ty_name)?;
             let value = { #dec_body };
+            #skip_rest
             #m::Reader::leave(src);
             ::core::result::Result::Ok(value)
         },
     };
     quote! {
         #[automatically_derived]
+        #[allow(deprecated)]
         impl #impl_g #m::Message for #name #ty_g #where_c {
             const SHAPE: &'static ::core::primitive::str = #shape;
             const FINGERPRINT: ::core::primitive::u64 = #m::__derive::mix(
@@ -51,6 +62,8 @@ pub fn expand(input: &Input) -> TokenStream {
                 &[#(<#params as #m::Message>::FINGERPRINT),*],
             );
             const MIN_LEN: ::core::primitive::usize = #min_len;
+            const OPEN_ENDED: ::core::primitive::bool = #open_ended;
+            const SCHEMA: &'static #m::Schema = #schema;
 
             #[inline]
             fn encoded_len(&self) -> ::core::primitive::usize {
@@ -66,9 +79,12 @@ pub fn expand(input: &Input) -> TokenStream {
             fn decode(
                 src: &mut #m::Reader,
             ) -> ::core::result::Result<Self, #m::DecodeError> {
+                #inline_checks
                 #dec_body
             }
         }
+
+        #free_checks
     }
 }
 
@@ -82,15 +98,34 @@ struct FieldsCode {
     encode: TokenStream,
     /// Builds the value from decoded fields: `{ a: ... }` or `(...)`.
     construct: TokenStream,
-    /// Sum of the fields' minimum lengths.
+    /// Sum of the minimum lengths of the fields that are always present.
     min_len: TokenStream,
 }
 
-fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
-    let binds: Vec<_> = (0..fields.fields.len())
+fn binds(fields: &Fields) -> Vec<syn::Ident> {
+    (0..fields.fields.len())
         .map(|i| format_ident!("__f{}", i))
-        .collect();
+        .collect()
+}
+
+/// The pattern that binds each field by reference, and the constructor from one expression per
+/// field.
+fn pattern_and_construct(fields: &Fields, values: &[TokenStream]) -> (TokenStream, TokenStream) {
+    let binds = binds(fields);
     let members = fields.fields.iter().map(|f| &f.member);
+    let members2 = fields.fields.iter().map(|f| &f.member);
+    match fields.style {
+        Style::Named => (
+            quote!({ #(#members: ref #binds),* }),
+            quote!({ #(#members2: #values),* }),
+        ),
+        Style::Tuple => (quote!((#(ref #binds),*)), quote!((#(#values),*))),
+        Style::Unit => (TokenStream::new(), TokenStream::new()),
+    }
+}
+
+fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
+    let binds = binds(fields);
     let lens = fields.fields.iter().zip(&binds).map(|(f, b)| {
         let ty = &f.ty;
         quote_spanned!(ty.span()=> <#ty as #m::Message>::encoded_len(#b))
@@ -104,21 +139,15 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
         .iter()
         .map(|f| decode_field(m, f, path))
         .collect();
-    let mins = fields.fields.iter().map(|f| {
-        let ty = &f.ty;
-        quote_spanned!(ty.span()=> .saturating_add(<#ty as #m::Message>::MIN_LEN))
-    });
-    let (pattern, construct) = match fields.style {
-        Style::Named => {
-            let members2 = fields.fields.iter().map(|f| &f.member);
-            (
-                quote!({ #(#members: ref #binds),* }),
-                quote!({ #(#members2: #decodes),* }),
-            )
-        }
-        Style::Tuple => (quote!((#(ref #binds),*)), quote!((#(#decodes),*))),
-        Style::Unit => (TokenStream::new(), TokenStream::new()),
-    };
+    let mins = fields
+        .fields
+        .iter()
+        .filter(|f| f.default.is_none())
+        .map(|f| {
+            let ty = &f.ty;
+            quote_spanned!(ty.span()=> .saturating_add(<#ty as #m::Message>::MIN_LEN))
+        });
+    let (pattern, construct) = pattern_and_construct(fields, &decodes);
     FieldsCode {
         pattern,
         len: quote!(0usize #(+ #lens)*),
@@ -128,14 +157,15 @@ fn fields_code(m: &TokenStream, fields: &Fields, path: &str) -> FieldsCode {
     }
 }
 
-/// Decodes one field, adding the field to the error's path; checks `max_len` first.
+/// Decodes one field, adding the field to the error's path; checks `max_len` first. A
+/// defaulted field that finds the enclosing value ended takes its default instead.
 fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     let ty = &field.ty;
     let step = format!("{path}.{}", field.name());
     let decode = quote_spanned!(ty.span()=>
         #m::__derive::within(<#ty as #m::Message>::decode(src), #step)?
     );
-    match &field.max_len {
+    let decode = match &field.max_len {
         None => decode,
         Some((max, lit)) => {
             let max = syn::LitInt::new(&format!("{max}usize"), lit.span());
@@ -144,7 +174,15 @@ fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
             );
             quote!({ #check; #decode })
         }
-    }
+    };
+    let Some(default) = &field.default else {
+        return decode;
+    };
+    let value = match &default.with {
+        Some(with) => quote_spanned!(with.span()=> #with()),
+        None => quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default()),
+    };
+    quote!(if #m::Reader::at_end(src) { #value } else { #decode })
 }
 
 fn strukt(
@@ -152,14 +190,13 @@ fn strukt(
     name: &str,
     fields: &Fields,
 ) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
-    let code = fields_code(m, fields, name);
     let FieldsCode {
         pattern,
         len,
         encode,
         construct,
         min_len,
-    } = code;
+    } = fields_code(m, fields, name);
     let bind = if fields.style == Style::Unit {
         TokenStream::new()
     } else {
@@ -176,26 +213,32 @@ fn strukt(
 fn enumeration(
     m: &TokenStream,
     input: &Input,
-    variants: &[super::parse::Variant],
+    variants: &[Variant],
 ) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
     let name = input.ident.to_string();
-    let tags = tags(variants);
     let mut len_arms = Vec::new();
     let mut enc_arms = Vec::new();
     let mut dec_arms = Vec::new();
-    for (variant, tag) in variants.iter().zip(tags) {
+    let mut catch_all = None;
+    for (variant, tag) in variants.iter().zip(tags(variants)) {
+        let ident = &variant.ident;
+        if variant.other.is_some() {
+            let (len, enc, dec) = catch_all_arms(m, variant);
+            len_arms.push(len);
+            enc_arms.push(enc);
+            catch_all = Some(dec);
+            continue;
+        }
         // check() has already rejected tags past u32::MAX.
         let tag = tag.unwrap_or_default();
-        let ident = &variant.ident;
         let path = format!("{name}::{ident}");
-        let code = fields_code(m, &variant.fields, &path);
         let FieldsCode {
             pattern,
             len,
             encode,
             construct,
             ..
-        } = code;
+        } = fields_code(m, &variant.fields, &path);
         let tag_bytes = varint(u64::from(tag));
         let tag_len = tag_bytes.len();
         len_arms.push(quote!(Self::#ident #pattern => #tag_len + #len,));
@@ -221,16 +264,103 @@ fn enumeration(
         };
         return (min_len, len, enc, dec);
     }
+    let unknown = catch_all.unwrap_or_else(|| {
+        quote!(tag => return ::core::result::Result::Err(
+            #m::__derive::unknown_variant(tag, #name, at),
+        ),)
+    });
     let dec = quote! {
         let at = #m::Reader::offset(src);
         match #m::Reader::read_variant(src, #name)? {
             #(#dec_arms)*
-            tag => return ::core::result::Result::Err(
-                #m::__derive::unknown_variant(tag, #name, at),
-            ),
+            #unknown
         }
     };
     (min_len, len, enc, dec)
+}
+
+/// The catch-all's arms: it encodes as the tag it holds followed by its bytes, exactly what it
+/// received, and decodes every unknown tag with the rest of the enclosing value as its bytes.
+/// check() has made sure it has two fields; the traits check their types.
+fn catch_all_arms(m: &TokenStream, variant: &Variant) -> (TokenStream, TokenStream, TokenStream) {
+    let d = quote!(#m::__derive);
+    let ident = &variant.ident;
+    let fields = &variant.fields.fields;
+    let (Some(tag_ty), Some(body_ty)) = (fields.first().map(|f| &f.ty), fields.get(1).map(|f| &f.ty))
+    else {
+        return Default::default();
+    };
+    let tag = quote_spanned!(tag_ty.span()=> <#tag_ty as #d::CatchAllTag>);
+    let body = quote_spanned!(body_ty.span()=> <#body_ty as #d::CatchAllBody>);
+    let values = [
+        quote!(#tag::from_tag(__tag)),
+        quote!(#body::from_body(#m::Reader::read_rest(src))),
+    ];
+    let (pattern, construct) = pattern_and_construct(&variant.fields, &values);
+    let len = quote!(Self::#ident #pattern =>
+        #m::varint_len_u64(#tag::tag(__f0) as ::core::primitive::u64)
+            + #body::body(__f1).len(),
+    );
+    let enc = quote!(Self::#ident #pattern => {
+        #m::put_varint_u64(dst, #tag::tag(__f0) as ::core::primitive::u64);
+        #m::__derive::BytesMut::extend_from_slice(dst, #body::body(__f1));
+    });
+    let dec = quote!(__tag => Self::#ident #construct,);
+    (len, enc, dec)
+}
+
+/// Refuses open-ended field types (see `Message::OPEN_ENDED`): such a value finds its end at
+/// the end of what encloses it, and a field never ends there reliably. A field type that does
+/// not depend on the type's parameters is checked by a free constant, so that `cargo check`
+/// reports it; the others by a constant in `decode`, when it is compiled for concrete types.
+fn nesting_checks(m: &TokenStream, input: &Input) -> (TokenStream, TokenStream) {
+    let generic: Vec<String> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.to_string())
+        .chain(input.generics.const_params().map(|p| p.ident.to_string()))
+        .chain(["Self".to_string()])
+        .collect();
+    let name = input.ident.to_string();
+    let all: Vec<(String, &Field)> = match &input.body {
+        Body::Struct(fields) => fields.fields.iter().map(|f| (name.clone(), f)).collect(),
+        Body::Enum(variants) => variants
+            .iter()
+            .filter(|v| v.other.is_none())
+            .flat_map(|v| {
+                let path = format!("{name}::{}", v.ident);
+                v.fields.fields.iter().map(move |f| (path.clone(), f))
+            })
+            .collect(),
+    };
+    let mut free = TokenStream::new();
+    let mut inline = TokenStream::new();
+    for (path, field) in all {
+        let ty = &field.ty;
+        let message = format!(
+            "field `{path}.{}` of type `{}` holds an open-ended message (a type with `#[message(default)]` fields, `#[message(extensible)]` or a `#[message(other)]` variant), which can be read only up to a known end: the end of the frame, or of a length prefix. Nest it in `pea2pea::message::Delimited<...>`",
+            field.name(),
+            compact(&ty.to_token_stream().to_string()),
+        );
+        let check = quote_spanned!(ty.span()=>
+            if <#ty as #m::Message>::OPEN_ENDED { ::core::panic!(#message) }
+        );
+        if mentions(ty.to_token_stream(), &generic) {
+            inline.extend(quote!(const { #check };));
+        } else {
+            free.extend(quote!(const _: () = #check;));
+        }
+    }
+    (free, inline)
+}
+
+/// Whether `tokens` name any of `idents` (a type parameter, `Self`).
+fn mentions(tokens: TokenStream, idents: &[String]) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => idents.iter().any(|g| i == g),
+        TokenTree::Group(g) => mentions(g.stream(), idents),
+        _ => false,
+    })
 }
 
 /// The LEB128 bytes of a tag, computed now so the generated code writes a constant.
@@ -241,64 +371,5 @@ fn varint(mut v: u64) -> Vec<u8> {
         v >>= 7;
     }
     out.push(v as u8);
-    out
-}
-
-/// The type's declaration as a compact string: `struct Point { x: u32, y: u32 }`,
-/// `enum Chat { Hello { name: String } = 0, Bye = 1 }`.
-fn shape(input: &Input) -> String {
-    let generics = compact(&input.generics.to_token_stream().to_string());
-    let fields = |f: &Fields| -> String {
-        let list = f
-            .fields
-            .iter()
-            .map(|field| {
-                let ty = compact(&field.ty.to_token_stream().to_string());
-                match (f.style, &field.max_len) {
-                    (Style::Named, None) => format!("{}: {ty}", field.name()),
-                    (Style::Named, Some((max, _))) => {
-                        format!("{}: {ty} (max_len {max})", field.name())
-                    }
-                    (_, None) => ty,
-                    (_, Some((max, _))) => format!("{ty} (max_len {max})"),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        match f.style {
-            Style::Named => format!(" {{ {list} }}"),
-            Style::Tuple => format!("({list})"),
-            Style::Unit => String::new(),
-        }
-    };
-    match &input.body {
-        Body::Struct(f) => format!("struct {}{generics}{}", input.ident, fields(f)),
-        Body::Enum(variants) => {
-            let list = variants
-                .iter()
-                .zip(tags(variants))
-                .map(|(v, tag)| format!("{}{} = {}", v.ident, fields(&v.fields), tag.unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("enum {}{generics} {{ {list} }}", input.ident)
-        }
-    }
-}
-
-/// Drops the spaces `to_string` puts around punctuation: `Vec < u8 >` becomes `Vec<u8>`.
-fn compact(tokens: &str) -> String {
-    let chars: Vec<char> = tokens.chars().collect();
-    let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');
-    let mut out = String::with_capacity(tokens.len());
-    for (i, &c) in chars.iter().enumerate() {
-        if c == ' ' && !(word(chars.get(i.wrapping_sub(1))) && word(chars.get(i + 1))) {
-            // `,` keeps one following space for readability.
-            if chars.get(i.wrapping_sub(1)) == Some(&',') {
-                out.push(' ');
-            }
-            continue;
-        }
-        out.push(c);
-    }
     out
 }

@@ -3,6 +3,7 @@
 
 mod attr;
 mod check;
+mod describe;
 mod errors;
 mod expand;
 mod parse;

@@ -4,7 +4,7 @@ use quote::ToTokens;
 use syn::{DeriveInput, Ident, LitInt};
 
 use super::{
-    attr::{self, Place},
+    attr::{self, DefaultAttr, Place},
     errors::Errors,
 };
 
@@ -13,6 +13,10 @@ pub struct Input {
     pub ident: Ident,
     pub generics: syn::Generics,
     pub krate: syn::Path,
+    /// `#[message(extensible)]`: the key, for error spans.
+    pub extensible: Option<syn::Path>,
+    /// `#[message(reserved(...))]`: the key and the retired tags.
+    pub reserved: Option<(syn::Path, Vec<(u32, LitInt)>)>,
     pub body: Body,
 }
 
@@ -25,6 +29,8 @@ pub struct Variant {
     pub ident: Ident,
     /// The explicit `#[message(tag = ...)]`, with its literal for error spans.
     pub explicit_tag: Option<(u32, LitInt)>,
+    /// `#[message(other)]`: the key, when this is the catch-all.
+    pub other: Option<syn::Path>,
     pub fields: Fields,
 }
 
@@ -45,13 +51,17 @@ pub struct Field {
     pub member: syn::Member,
     pub ty: syn::Type,
     pub max_len: Option<(usize, LitInt)>,
+    pub default: Option<DefaultAttr>,
 }
 
 impl Input {
     /// Reads the input, recording attribute errors; `None` when there is nothing to expand.
     pub fn from_syn(input: &DeriveInput, errors: &mut Errors) -> Option<Self> {
         let attrs = attr::parse(&input.attrs, Place::Container, errors);
-        let krate = attrs.krate.unwrap_or_else(|| syn::parse_quote!(::pea2pea));
+        let krate = attrs
+            .krate
+            .clone()
+            .unwrap_or_else(|| syn::parse_quote!(::pea2pea));
         let body = match &input.data {
             syn::Data::Struct(data) => Body::Struct(Fields::from_syn(&data.fields, errors)),
             syn::Data::Enum(data) => Body::Enum(
@@ -62,6 +72,7 @@ impl Input {
                         Variant {
                             ident: v.ident.clone(),
                             explicit_tag: attrs.tag,
+                            other: attrs.other,
                             fields: Fields::from_syn(&v.fields, errors),
                         }
                     })
@@ -79,6 +90,8 @@ impl Input {
             ident: input.ident.clone(),
             generics: input.generics.clone(),
             krate,
+            extensible: attrs.extensible,
+            reserved: attrs.reserved,
             body,
         })
     }
@@ -94,13 +107,17 @@ impl Fields {
         let fields = fields
             .iter()
             .enumerate()
-            .map(|(i, f)| Field {
-                member: match &f.ident {
-                    Some(ident) => syn::Member::Named(ident.clone()),
-                    None => syn::Member::Unnamed(i.into()),
-                },
-                ty: f.ty.clone(),
-                max_len: attr::parse(&f.attrs, Place::Field, errors).max_len,
+            .map(|(i, f)| {
+                let attrs = attr::parse(&f.attrs, Place::Field, errors);
+                Field {
+                    member: match &f.ident {
+                        Some(ident) => syn::Member::Named(ident.clone()),
+                        None => syn::Member::Unnamed(i.into()),
+                    },
+                    ty: f.ty.clone(),
+                    max_len: attrs.max_len,
+                    default: attrs.default,
+                }
             })
             .collect();
         Self { style, fields }
@@ -111,5 +128,19 @@ impl Field {
     /// The field's name as the error path shows it: `x` or `0`.
     pub fn name(&self) -> String {
         self.member.to_token_stream().to_string()
+    }
+}
+
+impl Input {
+    /// Whether the decoder reads to the end of the enclosing value: see `Message::OPEN_ENDED`.
+    pub fn open_ended(&self) -> bool {
+        let defaults = |f: &Fields| f.fields.iter().any(|f| f.default.is_some());
+        self.extensible.is_some()
+            || match &self.body {
+                Body::Struct(fields) => defaults(fields),
+                Body::Enum(variants) => variants
+                    .iter()
+                    .any(|v| v.other.is_some() || defaults(&v.fields)),
+            }
     }
 }

@@ -1,7 +1,9 @@
 //! Helpers that `#[derive(Message)]`'s generated code calls. Not public API.
 
 pub use bytes::BytesMut;
+use bytes::Bytes;
 
+pub use super::{FieldSchema, Schema, SchemaKind, VariantSchema, schema_of};
 use super::{DecodeError, DecodeErrorKind, LengthPrefixed, Reader};
 
 /// Names a field (`"Type.field"`) in the path of a decoding error.
@@ -36,4 +38,54 @@ pub const fn mix(mut hash: u64, params: &[u64]) -> u64 {
         i += 1;
     }
     hash
+}
+
+/// The first field of a `#[message(other)]` variant: the unknown tag.
+#[diagnostic::on_unimplemented(
+    message = "the first field of a `#[message(other)]` variant holds the unknown variant's tag, so it must be a `u32`, not `{Self}`",
+    label = "expected `u32`",
+    note = "a catch-all variant has the shape `Unknown {{ tag: u32, body: Bytes }}` or `Unknown(u32, Bytes)`"
+)]
+pub trait CatchAllTag {
+    /// The tag as read from the wire.
+    fn from_tag(tag: u32) -> Self;
+    /// The tag to write back.
+    fn tag(&self) -> u32;
+}
+
+impl CatchAllTag for u32 {
+    #[inline]
+    fn from_tag(tag: u32) -> Self {
+        tag
+    }
+
+    #[inline]
+    fn tag(&self) -> u32 {
+        *self
+    }
+}
+
+/// The second field of a `#[message(other)]` variant: the unknown variant's body.
+#[diagnostic::on_unimplemented(
+    message = "the second field of a `#[message(other)]` variant holds the unknown variant's bytes, so it must be `bytes::Bytes`, not `{Self}`",
+    label = "expected `Bytes`",
+    note = "a catch-all variant has the shape `Unknown {{ tag: u32, body: Bytes }}` or `Unknown(u32, Bytes)`"
+)]
+pub trait CatchAllBody {
+    /// The body as read from the wire.
+    fn from_body(body: Bytes) -> Self;
+    /// The body to write back.
+    fn body(&self) -> &[u8];
+}
+
+impl CatchAllBody for Bytes {
+    #[inline]
+    fn from_body(body: Bytes) -> Self {
+        body
+    }
+
+    #[inline]
+    fn body(&self) -> &[u8] {
+        self
+    }
 }

@@ -69,15 +69,19 @@
 #[doc(hidden)]
 #[path = "derive_support.rs"]
 pub mod __derive;
+mod delimited;
 mod error;
 mod impls;
 mod reader;
+mod schema;
 mod wire;
 
 use bytes::{Bytes, BytesMut};
 
+pub use delimited::Delimited;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use reader::{DEFAULT_MAX_DEPTH, MIN_ZERO_SIZED_BUDGET, PREALLOC_FACTOR, Reader};
+pub use schema::{FieldSchema, Schema, SchemaFn, SchemaKind, VariantSchema, schema_of};
 pub use wire::{
     fingerprint, put_varint_u64, put_varint_u128, unzigzag_i64, unzigzag_i128, varint_len_u64,
     varint_len_u128, zigzag_i64, zigzag_i128,
@@ -155,6 +159,19 @@ pub trait Message: Sized {
     /// to reject element counts that cannot fit in a frame before allocating. `0` (the default,
     /// always safe) makes sequences of this type draw on the frame's zero-sized budget instead.
     const MIN_LEN: usize = 0;
+
+    /// Whether the decoder needs to know where the value ends: `true` for a derived type with
+    /// `#[message(default)]` fields, `#[message(extensible)]` or a `#[message(other)]`
+    /// variant, and for containers of such types (`Option<T>`, `Vec<T>`...). An open-ended
+    /// value must be the outermost message of its frame, or sit in a [`Delimited`]; the derive
+    /// checks its fields at compile time, and `Vec`, maps, sets, arrays and tuples check their
+    /// elements when their decoder is compiled. Hand-written decoders that nest values should
+    /// do the same.
+    const OPEN_ENDED: bool = false;
+
+    /// The type's declared structure, for comparing versions of a protocol: see [`Schema`].
+    /// The default describes the type by its [`SHAPE`](Message::SHAPE) alone.
+    const SCHEMA: &'static Schema = &Schema::opaque(Self::SHAPE);
 
     /// The exact number of bytes [`Message::encode`] appends.
     fn encoded_len(&self) -> usize;

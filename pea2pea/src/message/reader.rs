@@ -97,10 +97,83 @@ impl<'a> Reader<'a> {
     /// Fails if any bytes remain unread.
     #[inline]
     pub fn finish(self) -> Result<(), DecodeError> {
+        self.expect_end()
+    }
+
+    /// Fails if any bytes remain unread in the enclosing value.
+    #[inline]
+    fn expect_end(&self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
             remaining => Err(self.error(DecodeErrorKind::TrailingBytes { remaining }, "message")),
         }
+    }
+
+    /// Whether the enclosing value has ended: nothing remains of the frame or, inside
+    /// [`Reader::read_limited`], of the length-prefixed value. A `#[message(default)]` field is
+    /// absent exactly when this is true where it would start.
+    ///
+    /// ```
+    /// use pea2pea::message::{Message, Reader};
+    ///
+    /// let frame = bytes::Bytes::from_static(&[7]);
+    /// let mut reader = Reader::new(&frame);
+    /// assert!(!reader.at_end());
+    /// u8::decode(&mut reader).unwrap();
+    /// assert!(reader.at_end());
+    /// ```
+    #[inline]
+    pub fn at_end(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// Takes every byte left in the enclosing value, as a zero-copy slice of the frame when it
+    /// is shared: the body of an unknown variant that a `#[message(other)]` variant keeps.
+    #[inline]
+    pub fn read_rest(&mut self) -> Bytes {
+        let start = self.pos;
+        self.pos = self.buf.len();
+        match self.frame {
+            Some(frame) => frame.slice(start..self.pos),
+            None => Bytes::copy_from_slice(&self.buf[start..]),
+        }
+    }
+
+    /// Skips every byte left in the enclosing value: a `#[message(extensible)]` type ignores
+    /// the fields that a newer peer added after the ones it knows.
+    #[inline]
+    pub fn skip_rest(&mut self) {
+        self.pos = self.buf.len();
+    }
+
+    /// Decodes the next `len` bytes as one whole value: `decode` sees them as the end of its
+    /// input (so [`Reader::at_end`], [`Reader::read_rest`] and [`Reader::skip_rest`] stop
+    /// there), and must consume all of them. The reader then goes on after them. This is what
+    /// [`Delimited`](super::Delimited) decodes with.
+    ///
+    /// ```
+    /// use pea2pea::message::{Message, Reader};
+    ///
+    /// let frame = bytes::Bytes::from_static(&[1, 2, 3]);
+    /// let mut reader = Reader::new(&frame);
+    /// let rest = reader.read_limited(2, "pair", |r| Ok(r.read_rest())).unwrap();
+    /// assert_eq!(&rest[..], &[1, 2]);
+    /// assert_eq!(u8::decode(&mut reader).unwrap(), 3);
+    /// ```
+    pub fn read_limited<T>(
+        &mut self,
+        len: usize,
+        ty: &'static str,
+        decode: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        if len > self.remaining() {
+            return Err(self.end(len, ty));
+        }
+        let whole = self.buf;
+        self.buf = &whole[..self.pos + len];
+        let result = decode(self).and_then(|value| self.expect_end().map(|()| value));
+        self.buf = whole;
+        result
     }
 
     /// An error of `kind` at the current offset, met while decoding a `ty`.

@@ -7,13 +7,17 @@ use std::{
 
 use bytes::BytesMut;
 
+use super::{container_schema, refuse_open_ended};
 use crate::message::{
-    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, put_varint_u64, varint_len_u64,
+    DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, Schema, put_varint_u64,
+    varint_len_u64,
 };
 
 impl<T: Message> Message for Vec<T> {
     const SHAPE: &'static str = "Vec";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("Vec", T);
 
     #[inline]
     fn encoded_len(&self) -> usize {
@@ -28,6 +32,7 @@ impl<T: Message> Message for Vec<T> {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(T::OPEN_ENDED, "an element of a Vec");
         let len = src.read_seq_len::<T>("Vec")?;
         T::__decode_vec(src, len)
     }
@@ -38,6 +43,8 @@ impl<T: Message> LengthPrefixed for Vec<T> {}
 impl<T: Message> Message for VecDeque<T> {
     const SHAPE: &'static str = "VecDeque";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("VecDeque", T);
 
     fn encoded_len(&self) -> usize {
         let (a, b) = self.as_slices();
@@ -53,6 +60,7 @@ impl<T: Message> Message for VecDeque<T> {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(T::OPEN_ENDED, "an element of a VecDeque");
         let len = src.read_seq_len::<T>("VecDeque")?;
         T::__decode_vec(src, len).map(VecDeque::from)
     }
@@ -63,6 +71,8 @@ impl<T: Message> LengthPrefixed for VecDeque<T> {}
 impl<T: Message, const N: usize> Message for [T; N] {
     const SHAPE: &'static str = "array";
     const MIN_LEN: usize = T::MIN_LEN.saturating_mul(N);
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("array", T);
 
     #[inline]
     fn encoded_len(&self) -> usize {
@@ -76,6 +86,7 @@ impl<T: Message, const N: usize> Message for [T; N] {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(N > 1 && T::OPEN_ENDED, "an element of an array");
         // Through a Vec: building an array element by element needs no unsafe this way.
         let start = src.offset();
         let items = T::__decode_vec(src, N)?;
@@ -92,6 +103,8 @@ impl<T: Message, const N: usize> Message for [T; N] {
 impl<T: Message + Ord> Message for BTreeSet<T> {
     const SHAPE: &'static str = "BTreeSet";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("BTreeSet", T);
 
     fn encoded_len(&self) -> usize {
         varint_len_u64(self.len() as u64) + self.iter().map(T::encoded_len).sum::<usize>()
@@ -104,6 +117,7 @@ impl<T: Message + Ord> Message for BTreeSet<T> {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(T::OPEN_ENDED, "an element of a BTreeSet");
         let len = src.read_seq_len::<T>("BTreeSet")?;
         let mut out = BTreeSet::new();
         for _ in 0..len {
@@ -122,6 +136,8 @@ where
 {
     const SHAPE: &'static str = "HashSet";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("HashSet", T);
 
     fn encoded_len(&self) -> usize {
         varint_len_u64(self.len() as u64) + self.iter().map(T::encoded_len).sum::<usize>()
@@ -134,6 +150,7 @@ where
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(T::OPEN_ENDED, "an element of a HashSet");
         let len = src.read_seq_len::<T>("HashSet")?;
         let cap = src.capacity_for::<T>(len);
         let mut out = HashSet::with_capacity_and_hasher(cap, S::default());
@@ -178,6 +195,8 @@ fn encode_map<'a, K: Message + 'a, V: Message + 'a>(
 impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
     const SHAPE: &'static str = "BTreeMap";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = K::OPEN_ENDED || V::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("BTreeMap", K, V);
 
     fn encoded_len(&self) -> usize {
         map_encoded_len(self.len(), self.iter())
@@ -189,6 +208,7 @@ impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(K::OPEN_ENDED || V::OPEN_ENDED, "a key or value of a BTreeMap");
         let len = src.read_seq_len::<(K, V)>("BTreeMap")?;
         let mut out = BTreeMap::new();
         for _ in 0..len {
@@ -210,6 +230,8 @@ where
 {
     const SHAPE: &'static str = "HashMap";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = K::OPEN_ENDED || V::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("HashMap", K, V);
 
     fn encoded_len(&self) -> usize {
         map_encoded_len(self.len(), self.iter())
@@ -221,6 +243,7 @@ where
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
+        refuse_open_ended!(K::OPEN_ENDED || V::OPEN_ENDED, "a key or value of a HashMap");
         let len = src.read_seq_len::<(K, V)>("HashMap")?;
         let cap = src.capacity_for::<(K, V)>(len);
         let mut out = HashMap::with_capacity_and_hasher(cap, S::default());

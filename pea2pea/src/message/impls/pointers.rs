@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::message::{DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader};
+use super::container_schema;
+use crate::message::{DecodeError, DecodeErrorKind, LengthPrefixed, Message, Reader, Schema};
 
 impl<T: Message> Message for Option<T> {
     const SHAPE: &'static str = "Option";
     const MIN_LEN: usize = 1;
+    const OPEN_ENDED: bool = T::OPEN_ENDED;
+    const SCHEMA: &'static Schema = container_schema!("Option", T);
 
     #[inline]
     fn encoded_len(&self) -> usize {
@@ -49,6 +52,8 @@ macro_rules! transparent {
         impl<T: Message> Message for $ptr<T> {
             const SHAPE: &'static str = T::SHAPE;
             const MIN_LEN: usize = T::MIN_LEN;
+            const OPEN_ENDED: bool = T::OPEN_ENDED;
+            const SCHEMA: &'static Schema = T::SCHEMA;
 
             #[inline]
             fn encoded_len(&self) -> usize {
