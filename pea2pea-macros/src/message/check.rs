@@ -7,7 +7,7 @@ use quote::ToTokens;
 
 use super::{
     errors::Errors,
-    parse::{Body, Fields, Input, Variant},
+    parse::{Body, Field, Fields, Input, Variant},
 };
 
 /// The wire tag of each variant: its explicit tag, or the previous variant's tag plus one (so
@@ -139,7 +139,7 @@ fn catch_all(variants: &[Variant], errors: &mut Errors) {
             continue;
         }
         first = Some(variant);
-        if i + 1 != variants.len() {
+        if variants[i + 1..].iter().any(|v| v.other.is_none()) {
             errors.at(
                 key,
                 format!(
@@ -188,14 +188,19 @@ fn trailing_defaults(fields: &Fields, errors: &mut Errors) {
         return;
     };
     let required = &fields.fields[last_required];
+    // `field `name`` for named fields, `field 0` for tuple fields.
+    let called = |f: &Field| match f.member {
+        syn::Member::Named(_) => format!("field `{}`", f.name()),
+        syn::Member::Unnamed(_) => format!("field {}", f.name()),
+    };
     for field in &fields.fields[..last_required] {
         if let Some(default) = &field.default {
             errors.at(
                 &default.key,
                 format!(
-                    "field `{}` is `#[message(default)]` but `{}` after it is not: only the last fields of a struct or variant can be defaulted, because a field can be absent only where the message ends; mark `{1}` `#[message(default)]` too, or move `{0}` after it",
-                    field.name(),
-                    required.name()
+                    "{} is `#[message(default)]` but {} after it is not: only the last fields of a struct or variant can be defaulted, because a field can be absent only where the message ends; mark {1} `#[message(default)]` too, or move {0} after it",
+                    called(field),
+                    called(required)
                 ),
             );
         }

@@ -180,7 +180,7 @@ fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     };
     let value = match &default.with {
         Some(with) => quote_spanned!(with.span()=> #with()),
-        None => quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default()),
+        None => quote_spanned!(ty.span()=> <#ty as #m::__derive::DefaultField>::default_field()),
     };
     quote!(if #m::Reader::at_end(src) { #value } else { #decode })
 }
@@ -337,10 +337,14 @@ fn nesting_checks(m: &TokenStream, input: &Input) -> (TokenStream, TokenStream) 
     let mut inline = TokenStream::new();
     for (path, field) in all {
         let ty = &field.ty;
+        let written = compact(&ty.to_token_stream().to_string());
+        let fix = match written.contains('<') {
+            false => format!("make the field `Delimited<{written}>`"),
+            true => "wrap the open-ended type inside it in `Delimited<...>`".into(),
+        };
         let message = format!(
-            "field `{path}.{}` of type `{}` holds an open-ended message (a type with `#[message(default)]` fields, `#[message(extensible)]` or a `#[message(other)]` variant), which can be read only up to a known end: the end of the frame, or of a length prefix. Nest it in `pea2pea::message::Delimited<...>`",
+            "field `{path}.{}` (`{written}`) holds an open-ended message, a type with `#[message(default)]` fields, `#[message(extensible)]` or a `#[message(other)]` variant; it can be read only up to a known end, the end of the frame or of a length prefix, so {fix} (`pea2pea::message::Delimited`)",
             field.name(),
-            compact(&ty.to_token_stream().to_string()),
         );
         let check = quote_spanned!(ty.span()=>
             if <#ty as #m::Message>::OPEN_ENDED { ::core::panic!(#message) }

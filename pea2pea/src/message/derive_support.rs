@@ -53,6 +53,7 @@ pub trait CatchAllTag {
     fn tag(&self) -> u32;
 }
 
+#[diagnostic::do_not_recommend]
 impl CatchAllTag for u32 {
     #[inline]
     fn from_tag(tag: u32) -> Self {
@@ -78,6 +79,7 @@ pub trait CatchAllBody {
     fn body(&self) -> &[u8];
 }
 
+#[diagnostic::do_not_recommend]
 impl CatchAllBody for Bytes {
     #[inline]
     fn from_body(body: Bytes) -> Self {
@@ -87,5 +89,25 @@ impl CatchAllBody for Bytes {
     #[inline]
     fn body(&self) -> &[u8] {
         self
+    }
+}
+
+/// The value of an absent `#[message(default)]` field: `Default::default()`, through a trait
+/// of our own so that a type without `Default` gets an error that names the attribute.
+#[diagnostic::on_unimplemented(
+    message = "`#[message(default)]` fills an absent field with `Default::default()`, but `{Self}` does not implement `Default`",
+    label = "`{Self}` has no `Default`",
+    note = "derive or implement `Default` for `{Self}`, or name a function that makes the value: `#[message(default = path::to::function)]`"
+)]
+pub trait DefaultField: Sized {
+    /// `Default::default()`.
+    fn default_field() -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Default> DefaultField for T {
+    #[inline]
+    fn default_field() -> Self {
+        T::default()
     }
 }
