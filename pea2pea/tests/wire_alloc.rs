@@ -12,7 +12,7 @@ use std::{
 use bytes::Bytes;
 use pea2pea::{
     Message,
-    message::{DecodeErrorKind, Reader},
+    message::{DecodeErrorKind, Delimited, Reader},
 };
 use proptest::{prelude::*, test_runner::TestRunner};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -43,6 +43,24 @@ struct Record {
     sorted: BTreeMap<String, Option<i64>>,
     grid: Vec<Vec<Vec<()>>>,
     pair: (u128, char, bool),
+}
+
+/// The decoding paths of evolvable messages: defaulted fields, skipped trailing bytes, a
+/// catch-all that keeps unknown bodies, and length-prefixed nesting.
+#[derive(Message, Debug, PartialEq, Clone)]
+#[message(extensible)]
+enum Evolving {
+    Hello {
+        name: String,
+        #[message(default)]
+        agent: Option<String>,
+        #[message(default)]
+        tags: Vec<String>,
+    },
+    Batch(Vec<Delimited<Evolving>>),
+    Nested(Box<Delimited<Evolving>>),
+    #[message(other)]
+    Unknown(u32, Bytes),
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -76,6 +94,11 @@ fn check_all(input: &[u8]) -> Result<(), TestCaseError> {
     for (name, allocated) in [
         ("Chat", measured::<Chat>(input)),
         ("Record", measured::<Record>(input)),
+        ("Evolving", measured::<Evolving>(input)),
+        (
+            "Vec<Delimited<Evolving>>",
+            measured::<Vec<Delimited<Evolving>>>(input),
+        ),
         ("Vec<String>", measured::<Vec<String>>(input)),
         ("Vec<Vec<()>>", measured::<Vec<Vec<()>>>(input)),
         (
@@ -116,6 +139,26 @@ fn sample_record() -> Record {
     }
 }
 
+fn sample_evolving() -> Evolving {
+    let hello = Evolving::Hello {
+        name: "ann".into(),
+        agent: Some("v2".into()),
+        tags: vec!["x".into()],
+    };
+    Evolving::Batch(vec![
+        Delimited(hello),
+        Delimited(Evolving::Nested(Box::new(Delimited(Evolving::Unknown(
+            300,
+            Bytes::from_static(&[1, 2, 3]),
+        ))))),
+        Delimited(Evolving::Hello {
+            name: String::new(),
+            agent: None,
+            tags: vec![],
+        }),
+    ])
+}
+
 fn runner() -> TestRunner {
     TestRunner::new(ProptestConfig::with_cases(2000))
 }
@@ -136,9 +179,10 @@ fn truncated_and_mutated_frames_are_rejected_cheaply() {
     let frames = [
         sample_chat().to_bytes().to_vec(),
         sample_record().to_bytes().to_vec(),
+        sample_evolving().to_bytes().to_vec(),
     ];
     let cases = (
-        0usize..2,
+        0usize..3,
         0usize..200,
         prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
     );
@@ -229,6 +273,48 @@ fn nesting_is_capped() {
     let frame = Bytes::from_static(&[3, 3, 6]);
     let mut shallow = Reader::new(&frame).with_max_depth(2);
     assert!(Chat::decode(&mut shallow).is_err());
+    // Through length prefixes too: Evolving::Nested(Delimited(...)) 1000 deep, each level
+    // honestly sized, around an empty Hello.
+    let mut value = Evolving::Hello {
+        name: String::new(),
+        agent: None,
+        tags: vec![],
+    };
+    for _ in 0..1000 {
+        value = Evolving::Nested(Box::new(Delimited(value)));
+    }
+    let err = Evolving::from_bytes(value.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), &DecodeErrorKind::TooDeep { limit: 128 });
+}
+
+#[test]
+fn evolvable_paths_reject_lies_cheaply() {
+    let _serial = serial();
+    // A Delimited that claims 2^60 bytes fails before reading or allocating.
+    let huge = [1, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
+    let allocated = measured::<Evolving>(&huge);
+    assert!(allocated <= budget(huge.len()), "allocated {allocated}");
+    let err = Evolving::from_bytes(Bytes::copy_from_slice(&huge)).unwrap_err();
+    assert!(
+        matches!(err.kind(), DecodeErrorKind::LengthExceedsFrame { .. }),
+        "{err}"
+    );
+    assert_eq!(err.path().collect::<Vec<_>>(), ["Evolving::Batch.0"]);
+    // Inside a length prefix, a catch-all's body stops at the prefix's end; the bytes after
+    // the batch (a newer peer's field) are skipped, the type being extensible.
+    let frame = [1, 1, 2, 5, 9, 3, 7];
+    let read = Evolving::from_slice(&frame).unwrap();
+    let unknown = Evolving::Unknown(5, Bytes::from_static(&[9]));
+    assert_eq!(read, Evolving::Batch(vec![Delimited(unknown)]));
+}
+
+#[test]
+fn evolvable_samples_round_trip() {
+    let _serial = serial();
+    assert_eq!(
+        Evolving::from_bytes(sample_evolving().to_bytes()).unwrap(),
+        sample_evolving()
+    );
 }
 
 #[test]

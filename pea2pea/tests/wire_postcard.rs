@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use pea2pea::Message;
+use pea2pea::{Message, message::Delimited};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -216,4 +216,88 @@ fn bytes_fields_are_slices_of_the_frame() {
     // The decoded payload points into the frame's memory: no copy was made.
     let range = frame.as_ptr_range();
     assert!(range.contains(&decoded.1.as_ptr()));
+}
+
+/// The evolution attributes change how a type decodes, never how it encodes: defaulted fields
+/// are always written, and an extensible type writes the fields it has.
+#[derive(Message, Serialize, Deserialize, Debug, PartialEq, Clone)]
+#[message(extensible)]
+struct Evolved {
+    id: u64,
+    #[message(default)]
+    note: Option<String>,
+    #[message(default)]
+    tags: Vec<String>,
+}
+
+/// A catch-all encodes as the tag and body it holds: for a known tag, the same bytes as the
+/// serde enum's variant.
+#[derive(Message, Debug, PartialEq, Clone)]
+#[message(extensible)]
+enum WithCatchAll {
+    Ping(u32),
+    Text { body: String, #[message(default)] lang: Option<String> },
+    #[message(other)]
+    Unknown(u32, Bytes),
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+enum WithoutCatchAll {
+    Ping(u32),
+    Text { body: String, lang: Option<String> },
+}
+
+fn evolved() -> impl Strategy<Value = Evolved> {
+    (any::<u64>(), any::<Option<String>>(), any::<Vec<String>>())
+        .prop_map(|(id, note, tags)| Evolved { id, note, tags })
+}
+
+cross! {
+    evolved_: Evolved = evolved();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn known_variants_encode_as_postcard(n in any::<u32>(), body in any::<String>(), lang in any::<Option<String>>()) {
+        let pairs = [
+            (WithCatchAll::Ping(n), WithoutCatchAll::Ping(n)),
+            (
+                WithCatchAll::Text { body: body.clone(), lang: lang.clone() },
+                WithoutCatchAll::Text { body, lang },
+            ),
+        ];
+        for (ours, theirs) in pairs {
+            let bytes = ours.to_bytes();
+            prop_assert_eq!(&bytes[..], &postcard::to_allocvec(&theirs).unwrap()[..]);
+            prop_assert_eq!(postcard::from_bytes::<WithoutCatchAll>(&bytes).unwrap(), theirs);
+            prop_assert_eq!(WithCatchAll::from_bytes(bytes).unwrap(), ours);
+        }
+    }
+
+    #[test]
+    fn a_catch_all_writes_postcards_bytes_back(value in any::<u32>(), body in any::<String>()) {
+        for theirs in [WithoutCatchAll::Ping(value), WithoutCatchAll::Text { body: body.clone(), lang: None }] {
+            let frame = postcard::to_allocvec(&theirs).unwrap();
+            // Seen through a reader that knows only tag 2 and up: every value is unknown.
+            let unknown = OnlyCatchAll::from_slice(&frame).unwrap();
+            prop_assert_eq!(&unknown.to_bytes()[..], &frame[..]);
+        }
+    }
+
+    #[test]
+    fn delimited_is_a_byte_string_of_postcard(value in evolved()) {
+        let ours = Delimited(value.clone()).to_bytes();
+        let inner = Bytes::from(postcard::to_allocvec(&value).unwrap());
+        prop_assert_eq!(&ours[..], &postcard::to_allocvec(&inner).unwrap()[..]);
+        let back = Delimited::<Evolved>::from_bytes(ours).unwrap();
+        prop_assert_eq!(back.0, value);
+    }
+}
+
+#[derive(Message, Debug, PartialEq)]
+enum OnlyCatchAll {
+    #[message(other)]
+    Unknown { tag: u32, body: Bytes },
 }
