@@ -205,7 +205,8 @@ fn tags_past_the_known_ones_and_large_tags_reach_the_catch_all() {
         }
     );
     // A tag that overflows a u32 is still an error.
-    let err = v2::Chat::from_bytes(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x1f])).unwrap_err();
+    let err =
+        v2::Chat::from_bytes(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x1f])).unwrap_err();
     assert_eq!(err.kind(), &DecodeErrorKind::BadVarint);
 }
 
@@ -305,7 +306,10 @@ fn nested_messages_grow_inside_a_length_prefix() {
     assert_eq!(old.statuses[0].peers, ["p"]);
     assert_eq!(old.statuses[1].height, 2);
     let back: v2::Census = relay(&old);
-    assert_eq!(back.statuses[0].mode, "full", "lost on the way, so defaulted");
+    assert_eq!(
+        back.statuses[0].mode, "full",
+        "lost on the way, so defaulted"
+    );
     assert_eq!(back.round, 9);
 }
 
@@ -403,7 +407,10 @@ fn the_schema_lists_variants_tags_and_defaults() {
     let names: Vec<_> = variants.iter().map(|v| (v.name, v.tag)).collect();
     assert_eq!(names, [("Hello", 0), ("Say", 1), ("Bye", 2), ("React", 3)]);
     let agent = &variants[0].fields[1];
-    assert_eq!((agent.name, agent.ty, agent.default), ("agent", "Option<String>", true));
+    assert_eq!(
+        (agent.name, agent.ty, agent.default),
+        ("agent", "Option<String>", true)
+    );
     let option = (agent.schema)();
     assert_eq!(option.name, "Option");
     assert_eq!((option.params[0])().name, "String");
@@ -418,7 +425,10 @@ fn the_schema_lists_variants_tags_and_defaults() {
     let vec = (fields[0].schema)();
     let delimited = (vec.params[0])();
     let status = (delimited.params[0])();
-    assert_eq!((vec.name, delimited.name, status.name), ("Vec", "Delimited", "Status"));
+    assert_eq!(
+        (vec.name, delimited.name, status.name),
+        ("Vec", "Delimited", "Status")
+    );
     let SchemaKind::Struct { fields, extensible } = status.kind else {
         panic!("a struct");
     };

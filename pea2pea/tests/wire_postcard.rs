@@ -236,7 +236,11 @@ struct Evolved {
 #[message(extensible)]
 enum WithCatchAll {
     Ping(u32),
-    Text { body: String, #[message(default)] lang: Option<String> },
+    Text {
+        body: String,
+        #[message(default)]
+        lang: Option<String>,
+    },
     #[message(other)]
     Unknown(u32, Bytes),
 }

@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use pea2pea::Message;
+use pea2pea::message::Delimited;
 use pea2pea_tests::fuzz_types::{
-    Command, End, Envelope, Record, Tree, check_codec, check_decoder, cut, decode_stream,
+    Command, End, Envelope, Evolving, Record, Tree, check_codec, check_decoder,
+    check_evolvable_decoder, cut, decode_stream,
 };
 use proptest::{collection::vec, prelude::*};
 use tokio_util::codec::Encoder;
@@ -52,12 +54,35 @@ fn tree() -> impl Strategy<Value = Tree> {
     })
 }
 
+fn evolving() -> impl Strategy<Value = Evolving> {
+    let leaf = prop_oneof![
+        (
+            ".{0,8}",
+            proptest::option::of(".{0,8}"),
+            vec(any::<u64>(), 0..3)
+        )
+            .prop_map(|(name, agent, seen)| Evolving::Hello { name, agent, seen }),
+        (3u32.., vec(any::<u8>(), 0..12)).prop_map(|(tag, body)| Evolving::Unknown {
+            tag,
+            body: Bytes::from(body)
+        }),
+    ];
+    leaf.prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            vec(inner.clone().prop_map(Delimited), 0..3).prop_map(Evolving::Batch),
+            (command(), inner)
+                .prop_map(|(c, e)| Evolving::Pair(Delimited(c), Box::new(Delimited(e)))),
+        ]
+    })
+}
+
 /// Every type's decoder, over the same bytes.
 fn check_all_decoders(data: &[u8]) {
     check_decoder::<Envelope>(data, false);
     check_decoder::<Record>(data, false);
     check_decoder::<Tree>(data, true);
     check_decoder::<Command>(data, true);
+    check_evolvable_decoder::<Evolving>(data);
 }
 
 proptest! {
@@ -92,6 +117,32 @@ proptest! {
             longer.push(byte);
             check_all_decoders(&longer);
         }
+    }
+
+    /// The evolvable paths (defaults, skipped bytes, catch-all bodies, length prefixes) over
+    /// valid encodings changed, cut short and extended.
+    #[test]
+    fn evolvable_decoders_survive_mutated_encodings(
+        value in evolving(),
+        at in any::<usize>(),
+        byte in any::<u8>(),
+        cut_at in any::<usize>(),
+    ) {
+        let encoded = value.to_bytes().to_vec();
+        prop_assert!(check_evolvable_decoder::<Evolving>(&encoded));
+        prop_assert_eq!(Evolving::from_slice(&encoded).unwrap(), value);
+        let mut changed = encoded.clone();
+        if !changed.is_empty() {
+            let i = at % changed.len();
+            changed[i] = byte;
+        }
+        check_all_decoders(&changed);
+        check_all_decoders(&encoded[..cut_at % (encoded.len() + 1)]);
+        let mut longer = encoded;
+        longer.push(byte);
+        // A newer peer's extra byte at the end: skipped.
+        prop_assert!(check_evolvable_decoder::<Evolving>(&longer));
+        check_all_decoders(&longer);
     }
 
     #[test]

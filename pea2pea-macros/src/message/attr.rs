@@ -136,7 +136,9 @@ fn parse_key(
                 "reserved" => out.reserved = Some((key_path, reserved(meta)?)),
                 "tag" => out.tag = Some(integer(meta, "tag", "#[message(tag = 7)]")?),
                 "other" => out.other = Some(flag(meta, "other")?),
-                "max_len" => out.max_len = Some(integer(meta, "max_len", "#[message(max_len = 64)]")?),
+                "max_len" => {
+                    out.max_len = Some(integer(meta, "max_len", "#[message(max_len = 64)]")?)
+                }
                 _ => {
                     out.default = Some(DefaultAttr {
                         key: key_path,
@@ -224,7 +226,10 @@ fn reserved(meta: &ParseNestedMeta) -> syn::Result<Vec<(u32, LitInt)>> {
             syn::Expr::Lit(syn::ExprLit {
                 lit: syn::Lit::Int(lit),
                 ..
-            }) => Ok((lit.base10_parse::<u32>().map_err(|_| wrong(lit))?, lit.clone())),
+            }) => Ok((
+                lit.base10_parse::<u32>().map_err(|_| wrong(lit))?,
+                lit.clone(),
+            )),
             other => Err(wrong(other)),
         })
         .collect()

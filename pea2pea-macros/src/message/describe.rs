@@ -50,11 +50,7 @@ pub fn shape(input: &Input) -> String {
         None => "",
     };
     match &input.body {
-        Body::Struct(f) => format!(
-            "{extensible}struct {}{generics}{}",
-            input.ident,
-            fields(f)
-        ),
+        Body::Struct(f) => format!("{extensible}struct {}{generics}{}", input.ident, fields(f)),
         Body::Enum(variants) => {
             let list = variants
                 .iter()

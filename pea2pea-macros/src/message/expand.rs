@@ -286,7 +286,8 @@ fn catch_all_arms(m: &TokenStream, variant: &Variant) -> (TokenStream, TokenStre
     let d = quote!(#m::__derive);
     let ident = &variant.ident;
     let fields = &variant.fields.fields;
-    let (Some(tag_ty), Some(body_ty)) = (fields.first().map(|f| &f.ty), fields.get(1).map(|f| &f.ty))
+    let (Some(tag_ty), Some(body_ty)) =
+        (fields.first().map(|f| &f.ty), fields.get(1).map(|f| &f.ty))
     else {
         return Default::default();
     };

@@ -1,10 +1,10 @@
 //! Helpers that `#[derive(Message)]`'s generated code calls. Not public API.
 
-pub use bytes::BytesMut;
 use bytes::Bytes;
+pub use bytes::BytesMut;
 
-pub use super::{FieldSchema, Schema, SchemaKind, VariantSchema, schema_of};
 use super::{DecodeError, DecodeErrorKind, LengthPrefixed, Reader};
+pub use super::{FieldSchema, Schema, SchemaKind, VariantSchema, schema_of};
 
 /// Names a field (`"Type.field"`) in the path of a decoding error.
 #[inline]

@@ -208,7 +208,10 @@ impl<K: Message + Ord, V: Message> Message for BTreeMap<K, V> {
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
-        refuse_open_ended!(K::OPEN_ENDED || V::OPEN_ENDED, "a key or value of a BTreeMap");
+        refuse_open_ended!(
+            K::OPEN_ENDED || V::OPEN_ENDED,
+            "a key or value of a BTreeMap"
+        );
         let len = src.read_seq_len::<(K, V)>("BTreeMap")?;
         let mut out = BTreeMap::new();
         for _ in 0..len {
@@ -243,7 +246,10 @@ where
 
     #[inline]
     fn decode(src: &mut Reader) -> Result<Self, DecodeError> {
-        refuse_open_ended!(K::OPEN_ENDED || V::OPEN_ENDED, "a key or value of a HashMap");
+        refuse_open_ended!(
+            K::OPEN_ENDED || V::OPEN_ENDED,
+            "a key or value of a HashMap"
+        );
         let len = src.read_seq_len::<(K, V)>("HashMap")?;
         let cap = src.capacity_for::<(K, V)>(len);
         let mut out = HashMap::with_capacity_and_hasher(cap, S::default());
