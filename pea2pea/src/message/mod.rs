@@ -46,6 +46,11 @@
 //! * `#[message(crate = "path")]` on the type: where to find this crate when it is renamed or
 //!   re-exported (default `::pea2pea`).
 //!
+//! and, for messages that change between versions of a protocol (next section),
+//! `#[message(default)]` / `#[message(default = path)]` on trailing fields,
+//! `#[message(extensible)]` and `#[message(reserved(2, 5))]` on the type, and
+//! `#[message(other)]` on a catch-all variant.
+//!
 //! ```
 //! use pea2pea::Message;
 //! use bytes::Bytes;
@@ -65,6 +70,79 @@
 //! assert_eq!(Chat::from_bytes(bytes).unwrap(), msg);
 //! assert_eq!(&Chat::Bye.to_bytes()[..], &[9]);
 //! ```
+
+//!
+//! # Evolving messages
+//!
+//! Peers of different versions of a protocol can keep talking when the messages were written
+//! to grow. The attributes below extend postcard's format on the decoding side only: a value
+//! encodes to exactly the bytes postcard gives the same declaration without them (a catch-all
+//! writes back the bytes it received), and a type without them decodes exactly as before.
+//!
+//! * `#[message(default)]` on the last fields of a struct or variant (a run at the end,
+//!   checked at compile time): a field that finds the value ended, because a peer of an older
+//!   version did not write it, takes `Default::default()`, or the result of the function
+//!   named by `#[message(default = path)]`. A field that has begun must be whole.
+//! * `#[message(extensible)]` on a struct or enum: bytes after the last field it knows, which a
+//!   peer of a newer version added, are skipped instead of failing the frame.
+//! * `#[message(other)]` on the last variant of an enum, of the shape
+//!   `Unknown { tag: u32, body: Bytes }` or `Unknown(u32, Bytes)`: an unknown tag decodes to it
+//!   with the bytes after the tag, instead of failing the frame. Encoding it writes the tag and
+//!   those bytes back, so a relay forwards messages it does not understand intact.
+//! * `#[message(reserved(2, 5))]` on an enum: tags of removed variants, which no variant may
+//!   take again (peers of the old version would read it as the removed one).
+//!
+//! "The value ended" needs a known end: the end of the frame for the outermost message, or the
+//! end of a [`Delimited`] value, which is written after its length. So a type with any of
+//! these attributes is *open-ended* ([`Message::OPEN_ENDED`]) and may only be the outermost
+//! message of a frame, the last element of an outermost tuple, or sit in a `Delimited`; the
+//! derive refuses it as a field (nest `Delimited<T>` instead), and sequences, maps, sets and
+//! arrays refuse it as an element when their decoder is compiled.
+//!
+//! ```
+//! use pea2pea::Message;
+//! use bytes::Bytes;
+//!
+//! mod v1 {
+//!     #[derive(pea2pea::Message, Debug, PartialEq)]
+//!     #[message(extensible)]
+//!     pub enum Chat {
+//!         Hello { name: String },
+//!         Say(String),
+//!         #[message(other)]
+//!         Unknown { tag: u32, body: bytes::Bytes },
+//!     }
+//! }
+//!
+//! mod v2 {
+//!     #[derive(pea2pea::Message, Debug, PartialEq)]
+//!     #[message(extensible)]
+//!     pub enum Chat {
+//!         Hello { name: String, #[message(default)] agent: Option<String> },
+//!         Say(String),
+//!         React(char), // new
+//!         #[message(other)]
+//!         Unknown { tag: u32, body: bytes::Bytes },
+//!     }
+//! }
+//!
+//! // An old peer's Hello reads as a new one with the default.
+//! let old = v1::Chat::Hello { name: "ann".into() }.to_bytes();
+//! let hello = v2::Chat::from_bytes(old).unwrap();
+//! assert_eq!(hello, v2::Chat::Hello { name: "ann".into(), agent: None });
+//!
+//! // A new peer's Hello reads as an old one; its new variant reaches the catch-all.
+//! let new = v2::Chat::Hello { name: "bob".into(), agent: Some("v2".into()) }.to_bytes();
+//! assert_eq!(v1::Chat::from_bytes(new).unwrap(), v1::Chat::Hello { name: "bob".into() });
+//! let react = v2::Chat::React('!').to_bytes();
+//! let unknown = v1::Chat::from_bytes(react.clone()).unwrap();
+//! // (the body is React's field: a char, written as a string of length 1)
+//! assert_eq!(unknown, v1::Chat::Unknown { tag: 2, body: Bytes::from_static(&[1, b'!']) });
+//! assert_eq!(unknown.to_bytes(), react); // forwarded intact
+//! ```
+//!
+//! What else is safe to change, and what breaks peers, is tabled in the DSL guide
+//! (`pea2pea-macros/DSL.md`, "Evolving a protocol").
 
 #[doc(hidden)]
 #[path = "derive_support.rs"]
