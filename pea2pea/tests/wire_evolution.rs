@@ -376,18 +376,31 @@ fn shapes_name_the_attributes() {
     );
 }
 
+/// The name and `OPEN_ENDED` of `T`.
+fn open<T: Message>(name: &'static str) -> (&'static str, bool) {
+    (name, T::OPEN_ENDED)
+}
+
 #[test]
 fn open_ended_types_are_known() {
-    assert!(<v1::Chat as Message>::OPEN_ENDED);
-    assert!(<v2::Status as Message>::OPEN_ENDED);
-    assert!(<strict::ChatV2 as Message>::OPEN_ENDED, "a defaulted field");
-    assert!(!<strict::ChatV1 as Message>::OPEN_ENDED);
-    assert!(<Option<v2::Status> as Message>::OPEN_ENDED);
-    assert!(<Vec<v2::Status> as Message>::OPEN_ENDED);
-    assert!(<(u8, v2::Status) as Message>::OPEN_ENDED);
-    assert!(!<(v2::Status, u8) as Message>::OPEN_ENDED);
-    assert!(!<Delimited<v2::Status> as Message>::OPEN_ENDED);
-    assert!(!<v2::Census as Message>::OPEN_ENDED);
+    let seen = [
+        open::<v1::Chat>("extensible, with a catch-all"),
+        open::<v2::Status>("extensible, with a default"),
+        open::<strict::ChatV2>("a defaulted field only"),
+        open::<strict::ChatV1>("no attribute"),
+        open::<Option<v2::Status>>("Option of one"),
+        open::<Vec<v2::Status>>("Vec of one"),
+        open::<(u8, v2::Status)>("last in a tuple"),
+        open::<(v2::Status, u8)>("first in a tuple (refused when decoded)"),
+        open::<Delimited<v2::Status>>("Delimited"),
+        open::<v2::Census>("holds them in Delimited"),
+    ];
+    let expected = [
+        true, true, true, false, true, true, true, false, false, false,
+    ];
+    for ((name, open), expected) in seen.into_iter().zip(expected) {
+        assert_eq!(open, expected, "{name}");
+    }
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //! messages survive being framed, concatenated and fed in arbitrary chunks.
 
 use bytes::Bytes;
-use pea2pea::Message;
-use pea2pea::message::Delimited;
+use pea2pea::{Message, message::Delimited};
 use pea2pea_tests::fuzz_types::{
     Command, End, Envelope, Evolving, Record, Tree, check_codec, check_decoder,
     check_evolvable_decoder, cut, decode_stream,
