@@ -75,6 +75,20 @@ fn evolving() -> impl Strategy<Value = Evolving> {
     })
 }
 
+/// `encoded` with the byte at `at` (modulo its length) replaced by `byte`, cut at `cut_at`
+/// (modulo its length plus one), and with `byte` appended.
+fn mutated(encoded: &[u8], at: usize, byte: u8, cut_at: usize) -> [Vec<u8>; 3] {
+    let mut changed = encoded.to_vec();
+    if !changed.is_empty() {
+        let i = at % changed.len();
+        changed[i] = byte;
+    }
+    let cut = encoded[..cut_at % (encoded.len() + 1)].to_vec();
+    let mut longer = encoded.to_vec();
+    longer.push(byte);
+    [changed, cut, longer]
+}
+
 /// Every type's decoder, over the same bytes.
 fn check_all_decoders(data: &[u8]) {
     check_decoder::<Envelope>(data, false);
@@ -105,16 +119,9 @@ proptest! {
         for encoded in [value.to_bytes().to_vec(), tree.to_bytes().to_vec()] {
             prop_assert!(check_decoder::<Command>(&value.to_bytes(), true));
             prop_assert!(check_decoder::<Tree>(&tree.to_bytes(), true));
-            let mut changed = encoded.clone();
-            if !changed.is_empty() {
-                let i = at % changed.len();
-                changed[i] = byte;
+            for input in mutated(&encoded, at, byte, cut_at) {
+                check_all_decoders(&input);
             }
-            check_all_decoders(&changed);
-            check_all_decoders(&encoded[..cut_at % (encoded.len() + 1)]);
-            let mut longer = encoded.clone();
-            longer.push(byte);
-            check_all_decoders(&longer);
         }
     }
 
@@ -130,15 +137,9 @@ proptest! {
         let encoded = value.to_bytes().to_vec();
         prop_assert!(check_evolvable_decoder::<Evolving>(&encoded));
         prop_assert_eq!(Evolving::from_slice(&encoded).unwrap(), value);
-        let mut changed = encoded.clone();
-        if !changed.is_empty() {
-            let i = at % changed.len();
-            changed[i] = byte;
-        }
+        let [changed, cut, longer] = mutated(&encoded, at, byte, cut_at);
         check_all_decoders(&changed);
-        check_all_decoders(&encoded[..cut_at % (encoded.len() + 1)]);
-        let mut longer = encoded;
-        longer.push(byte);
+        check_all_decoders(&cut);
         // A newer peer's extra byte at the end: skipped.
         prop_assert!(check_evolvable_decoder::<Evolving>(&longer));
         check_all_decoders(&longer);
