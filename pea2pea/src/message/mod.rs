@@ -24,6 +24,7 @@
 //! | `IpAddr` | variant index (0 = V4, 1 = V6), then the address |
 //! | `SocketAddrV4`/`V6` | the address, then the port (u16); `V6` drops flowinfo and scope id, as serde does |
 //! | `SocketAddr` | variant index (0 = V4, 1 = V6), then the socket address |
+//! | [`Delimited<T>`](Delimited) | varint length of `T`'s encoding, then it (a postcard byte string) |
 //!
 //! # Bounded decoding
 //!
