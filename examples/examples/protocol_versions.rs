@@ -155,8 +155,7 @@ protocol! {
 fn config(name: &str) -> Config {
     Config {
         name: Some(name.into()),
-        listener_addr: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
+        ..Config::loopback() // listen on 127.0.0.1:0
     }
 }
 
