@@ -567,29 +567,41 @@ async fn a_thousand_silent_sockets_hit_the_handshake_timeout() {
     shut_down_all(&[&target.node, &good.node, &late.node]).await;
 }
 
-/// Raw sockets from `ips` (round robin), `count` in all; each says whether the node closed it
-/// within `within` (a rejected one) and hands the open ones back.
+/// Raw sockets from `ips` (round robin), `count` in all. Once `target` has dealt with every
+/// one (admitted or refused: under load its accept loop may be seconds behind the dials), each
+/// says whether the node closed it (a refused one); the open ones are handed back.
 async fn flood(
+    target: &Node,
     addr: SocketAddr,
     ips: &[u8],
     count: usize,
-    within: Duration,
 ) -> (usize, Vec<TcpStream>) {
-    let mut set = JoinSet::new();
+    let connected_before = target.num_connected();
+    let refused_before = target.heuristics().inbound_connections_rejected();
+    let mut dials = JoinSet::new();
     for i in 0..count {
         let ip = loopback_ip(ips[i % ips.len()]);
-        set.spawn(async move {
-            let mut stream = raw_connect_from(ip, addr).await;
-            let closed = closed_within(&mut stream, within).await;
-            (closed, stream)
-        });
+        dials.spawn(async move { raw_connect_from(ip, addr).await });
+    }
+    let streams = dials.join_all().await;
+    wait_until_desc(10 * SEC, "the node to admit or refuse every socket", || {
+        let admitted = target.num_connected().saturating_sub(connected_before);
+        let refused = target.heuristics().inbound_connections_rejected() - refused_before;
+        admitted + refused as usize >= count
+    })
+    .await;
+    // a refused socket is closed already, so its end arrives at once
+    let mut checks = JoinSet::new();
+    for mut stream in streams {
+        checks.spawn(async move { (closed_within(&mut stream, SEC).await, stream) });
     }
     let mut rejected = 0;
     let mut open = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined.unwrap() {
-            (true, _) => rejected += 1,
-            (false, stream) => open.push(stream),
+    for (closed, stream) in checks.join_all().await {
+        if closed {
+            rejected += 1;
+        } else {
+            open.push(stream);
         }
     }
     (rejected, open)
@@ -608,7 +620,7 @@ async fn flood_past_max_connections() {
     let sampler = sample_limits(target.node.clone(), stop.clone());
 
     // six source IPs, 25 sockets each: under the per-IP limit, over the total
-    let (rejected, open) = flood(addr, &[2, 3, 4, 5, 6, 7], FLOOD, SEC).await;
+    let (rejected, open) = flood(&target.node, addr, &[2, 3, 4, 5, 6, 7], FLOOD).await;
     tried(FLOOD);
     assert_eq!(open.len(), max - 1, "the good peer holds one place");
     assert_eq!(rejected, FLOOD - (max - 1));
@@ -644,7 +656,7 @@ async fn flood_past_the_per_ip_limit() {
     let good = good_peer(Framing::Message, false).await; // from 127.0.0.1
     good.node.connect(addr).await.unwrap();
 
-    let (rejected, mut open) = flood(addr, &[9], FLOOD, SEC).await;
+    let (rejected, mut open) = flood(&target.node, addr, &[9], FLOOD).await;
     tried(FLOOD);
     assert_eq!(open.len(), 1, "one connection from 127.0.0.9");
     assert_eq!(rejected, FLOOD - 1);
@@ -657,7 +669,7 @@ async fn flood_past_the_per_ip_limit() {
     // the per-IP count is released with the connection: 127.0.0.9 is admitted again
     open.clear();
     settled(&target, 1).await;
-    let (rejected_again, open) = flood(addr, &[9], 1, Duration::from_millis(300)).await;
+    let (rejected_again, open) = flood(&target.node, addr, &[9], 1).await;
     assert_eq!((rejected_again, open.len()), (0, 1));
     drop(open);
     settled(&target, 1).await;
