@@ -1,46 +1,63 @@
-//! A hundred thousand connections to one port: listener sharding with `SO_REUSEPORT`, and
-//! clients spread over several loopback source addresses.
+//! A hundred thousand connections to one port, held by several processes: listener sharding
+//! with `SO_REUSEPORT`, and clients dialling from several loopback source addresses.
 //!
 //! ```text
-//! cargo run --release --example c100k -- [--connections N] [--shards S]
+//! cargo run --release --example c100k -- [--connections N] [--shards S] [--clients C]
 //! ```
 //!
-//! One node can hold at most 65 535 connections (`max_connections` is a `u16`), and one
-//! source address can open at most one connection per ephemeral port to a given address and
-//! port (28 232 with Linux's default `ip_local_port_range`). So the server is S nodes (shards)
-//! bound to the *same* address and port with `reuse_listener_port`, among which the kernel
-//! spreads incoming connections, and the clients dial from 127.0.0.2, 127.0.0.3, ... — as many
-//! addresses as the port range needs — each client socket bound to its source before
-//! `connect_using_socket`. Each client is a node of its own, in a child process (this program
-//! with `--role clients`), so that the memory measured is the shards' alone: a node keeps one
-//! connection per remote address, and every shard has the same one.
+//! Three limits shape the run; the program says how it met each one.
 //!
-//! Both processes need an open file per connection: they raise `RLIMIT_NOFILE` themselves (the
-//! hard limit too when privileged) and say what they did; when the limit stays too low, the
-//! run uses the connections that fit and says so. The system-wide settings that bound
-//! such a run (`net.ipv4.ip_local_port_range`, `net.core.somaxconn`,
-//! `net.ipv4.tcp_max_syn_backlog`, `net.netfilter.nf_conntrack_max`) are read and reported,
-//! never changed. All waits are bounded.
+//! * **Open files.** Every connection is an open file in the process that holds it. The
+//!   program raises `RLIMIT_NOFILE` (the soft limit up to the hard one, and the hard limit too
+//!   when it has `CAP_SYS_RESOURCE`) and says what it did. Where the hard limit stays low, as
+//!   in containers that drop that capability even for root, one process cannot hold N
+//!   connections, so the work is spread over child processes (this program, re-executed with
+//!   `--role`): S *shards*, each a node listening on the same address and port with
+//!   `reuse_listener_port`, among which the kernel spreads incoming connections, and C *client*
+//!   processes, each holding its share of the connections. S and C are the fewest that keep
+//!   every process under its limit (a shard with room to spare, since the kernel spreads by a
+//!   hash, not evenly), and at least 2 each; the `plan` lines say why.
+//! * **Connections per node.** A node holds at most 65 535 (`max_connections` is a `u16`), and
+//!   one connection per remote address. All clients dial the one shared address, so each
+//!   client connection is a node of its own.
+//! * **Ports.** One source address opens at most one connection per ephemeral port to a given
+//!   address and port (28 232 with Linux's default `ip_local_port_range`). Each client process
+//!   dials from its own addresses, 127.0.0.2 and up (all of 127.0.0.0/8 is loopback on
+//!   Linux), binding each socket before `connect_using_socket`, and uses at most half of each
+//!   address's ports.
+//!
+//! The system-wide settings that bound such a run (`net.ipv4.ip_local_port_range`,
+//! `net.core.somaxconn`, `net.ipv4.tcp_max_syn_backlog`, `net.netfilter.nf_conntrack_max`) are
+//! read and reported, never changed.
+//!
+//! The first process only coordinates. It sends each child one command line at a time on its
+//! stdin and reads one reply line from its stdout (`count` → `count connected=… rss=…`). It
+//! measures the setup rate, the shards' memory per connection (their resident memory), a
+//! broadcast from every shard to its clients, and the shutdown, and it checks that every child
+//! exits with success. Every wait is bounded. On any failure, Ctrl-C or SIGTERM it kills every
+//! child; a child whose coordinator is gone for any reason (even SIGKILL) sees its stdin close
+//! and exits at once.
 
 use std::{
-    io,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    fmt, io,
+    io::Write,
+    net::{Ipv4Addr, SocketAddr},
     process::{ExitCode, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering::Relaxed},
     },
     time::{Duration, Instant},
 };
 
 use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
-use pea2pea_examples::{Args, ensure_open_files, resident_memory, sysctl, wait_until};
+use pea2pea_examples::{Args, ensure_open_files, lock, resident_memory, sysctl};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, Stdin},
     net::TcpSocket,
-    process::{Child, ChildStdout, Command},
+    process::{Child, ChildStdin, ChildStdout, Command},
+    signal::unix::{Signal, SignalKind, signal},
     sync::Semaphore,
-    task::JoinSet,
 };
 
 #[derive(Message, Debug)]
@@ -84,305 +101,853 @@ protocol! {
     }
 }
 
-/// Files each process keeps open besides the connections.
+/// Files each process keeps open besides the connections (stdio, the runtime, the listener).
 const SPARE_FILES: u64 = 256;
-/// How many clients dial at once.
-const DIALLING: usize = 512;
-/// How long any one phase may take.
-const PHASE: Duration = Duration::from_secs(120);
+/// How many connections each client process dials at once.
+const DIALLING: usize = 256;
+/// The most shard processes, and the most client processes.
+const MAX_PROCESSES: usize = 64;
+/// Client source addresses are 127.0.0.FIRST_SOURCE ..= 127.0.0.LAST_SOURCE.
+const FIRST_SOURCE: u8 = 2;
+const LAST_SOURCE: u8 = 254;
+/// How long a child may take to answer a command.
+const ANSWER: Duration = Duration::from_secs(30);
+/// How often the coordinator asks for counts while it waits for them to add up.
+const POLL: Duration = Duration::from_millis(50);
 
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["connections", "shards", "role", "target", "sources"]) {
+    let args = match Args::parse(&[
+        "connections",
+        "shards",
+        "clients",
+        "role",
+        "index",
+        "listen",
+        "max",
+        "target",
+        "sources",
+    ]) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("{e}\nusage: c100k [--connections N] [--shards S]");
+            eprintln!("{e}\nusage: c100k [--connections N] [--shards S] [--clients C]");
             return ExitCode::FAILURE;
         }
     };
-    let n: usize = args.get("connections", 100_000);
-    let shards: usize = args.get("shards", 4);
-    if !(1..=1_000_000).contains(&n) || !(1..=64).contains(&shards) {
-        eprintln!("--connections must be between 1 and 1000000, --shards between 1 and 64");
-        return ExitCode::FAILURE;
-    }
-    let role = args.get_str("role", "server");
-    let limit = match ensure_open_files(n as u64 + SPARE_FILES) {
-        Ok(limit) => limit,
-        Err(e) => {
-            eprintln!("c100k: could not read the open-file limit: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("{role}: {limit}");
-    // like c10k: with too few files, run what fits and say so, rather than fail half-way
-    let n = match limit.enough() {
-        true => n,
-        false => {
-            let fit = limit.after.0.saturating_sub(SPARE_FILES).max(1) as usize;
-            println!("{role}: using {fit} connections instead of {n}, to stay within the limit");
-            fit
-        }
-    };
+    let role = args.get_str("role", "coordinator");
+    let name = format!("{role} {}", args.get_str("index", ""));
     let result = match role {
-        "server" => server(n, shards).await,
-        "clients" => match args.get_str("target", "").parse() {
-            Ok(target) => clients(target, n, args.get("sources", 1)).await,
-            Err(_) => Err(io::Error::other("--role clients needs --target ADDR")),
-        },
+        "coordinator" => coordinate(&args).await,
+        "shard" => shard(&args, &name).await,
+        "clients" => clients(&args, &name).await,
         other => Err(io::Error::other(format!("unknown role {other:?}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("c100k: {e}");
+            eprintln!("c100k {}: {e}", name.trim_end());
             ExitCode::FAILURE
         }
     }
 }
 
-/// The system's bounds on the run, read and reported; returns how many source addresses the
-/// clients need.
-fn system_limits(n: usize) -> usize {
-    let ports = sysctl("net/ipv4/ip_local_port_range")
+// ---------------------------------------------------------------------------------------------
+// The coordinator: the plan, the children, the measurements.
+// ---------------------------------------------------------------------------------------------
+
+/// How many processes of each kind, and why.
+struct Plan {
+    n: usize,
+    /// The open-file limit each process has (children inherit it).
+    limit: u64,
+    /// Connections one process may hold: its open-file limit less the spare files.
+    per_process: usize,
+    /// The most connections one shard node takes (`max_connections`).
+    shard_max: u16,
+    shards: usize,
+    shards_needed: usize,
+    clients: usize,
+    clients_needed: usize,
+    /// Ephemeral ports per source address.
+    ports: usize,
+    sources_per_client: usize,
+}
+
+/// The room a shard needs for `load` connections: the kernel picks a shard by a hash of each
+/// connection's addresses, so shares differ by a few hundred at 100 000; 10% (and 64) covers it.
+fn with_headroom(load: usize) -> usize {
+    load + load / 10 + 64
+}
+
+impl Plan {
+    fn new(n: usize, limit: u64, ports: usize, shards: usize, clients: usize) -> io::Result<Self> {
+        let per_process = limit.saturating_sub(SPARE_FILES) as usize;
+        let shard_max = per_process.min(u16::MAX as usize);
+        let too_many = || {
+            io::Error::other(format!(
+                "{n} connections need more than {MAX_PROCESSES} processes of a kind under an \
+                 open-file limit of {limit}"
+            ))
+        };
+        let shards_needed = (1..=MAX_PROCESSES)
+            .find(|&s| with_headroom(n.div_ceil(s)) <= shard_max)
+            .ok_or_else(too_many)?;
+        let clients_needed = n.div_ceil(per_process.max(1));
+        if clients_needed > MAX_PROCESSES {
+            return Err(too_many());
+        }
+        let shards = choose(shards, shards_needed, "shards")?;
+        let clients = choose(clients, clients_needed, "clients")?;
+        let sources_per_client = n.div_ceil(clients).div_ceil(ports / 2).max(2);
+        if clients * sources_per_client > usize::from(LAST_SOURCE - FIRST_SOURCE) + 1 {
+            return Err(io::Error::other(format!(
+                "{clients} client processes need {} source addresses: more than 127.0.0.\
+                 {FIRST_SOURCE}..={LAST_SOURCE}",
+                clients * sources_per_client
+            )));
+        }
+        Ok(Self {
+            n,
+            limit,
+            per_process,
+            shard_max: shard_max as u16,
+            shards,
+            shards_needed,
+            clients,
+            clients_needed,
+            ports,
+            sources_per_client,
+        })
+    }
+
+    /// How many connections client process `k` makes.
+    fn share(&self, k: usize) -> usize {
+        self.n / self.clients + usize::from(k < self.n % self.clients)
+    }
+
+    /// The source addresses of client process `k`.
+    fn sources(&self, k: usize) -> Vec<Ipv4Addr> {
+        let first = usize::from(FIRST_SOURCE) + k * self.sources_per_client;
+        (first..first + self.sources_per_client)
+            .map(|last| Ipv4Addr::new(127, 0, 0, last as u8))
+            .collect()
+    }
+
+    fn phase(&self) -> Duration {
+        // generous: other processes may load the machine; 260 s for 100 000
+        Duration::from_secs(60) + Duration::from_millis(2 * self.n as u64)
+    }
+}
+
+/// `asked` processes, or the `needed` ones (at least 2, to show the spread) when not asked.
+fn choose(asked: usize, needed: usize, what: &str) -> io::Result<usize> {
+    match asked {
+        0 => Ok(needed.max(2)),
+        asked if asked < needed => Err(io::Error::other(format!(
+            "--{what} {asked} is too few: at least {needed} are needed under this open-file limit"
+        ))),
+        asked if asked > MAX_PROCESSES => Err(io::Error::other(format!(
+            "--{what} must be at most {MAX_PROCESSES}"
+        ))),
+        asked => Ok(asked),
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let load = self.n.div_ceil(self.shards);
+        let last_source = self.sources(self.clients - 1)[self.sources_per_client - 1];
+        writeln!(
+            f,
+            "  plan       a process may hold {} connections: its open-file limit {} less \
+             {SPARE_FILES} spare files (a node at most 65535)",
+            self.per_process, self.limit
+        )?;
+        writeln!(
+            f,
+            "             {} shard processes ({}): each needs room for its share ({load}) plus \
+             10% and 64 ({}), since the kernel spreads connections by a hash",
+            self.shards,
+            why(self.shards, self.shards_needed),
+            with_headroom(load)
+        )?;
+        write!(
+            f,
+            "             {} client processes ({}), each dialling from {} addresses of its own \
+             (127.0.0.{FIRST_SOURCE} to {last_source}) and using at most half of each one's {} \
+             ports",
+            self.clients,
+            why(self.clients, self.clients_needed),
+            self.sources_per_client,
+            self.ports
+        )
+    }
+}
+
+/// Why `chosen` processes of a kind, `needed` being the fewest that fit.
+fn why(chosen: usize, needed: usize) -> String {
+    match chosen {
+        _ if chosen == needed => "the fewest that fit".into(),
+        2 if needed < 2 => format!("{needed} would fit; at least 2, to spread the work"),
+        _ => format!("as asked; {needed} would fit"),
+    }
+}
+
+/// Ephemeral ports per source address (`ip_local_port_range`).
+fn port_range() -> usize {
+    sysctl("net/ipv4/ip_local_port_range")
         .and_then(|range| {
             let (lo, hi) = range.split_once(' ')?;
             Some(hi.parse::<usize>().ok()? + 1 - lo.parse::<usize>().ok()?)
         })
-        .unwrap_or(28_232);
-    // leave a quarter of each address's ports free (ports in TIME_WAIT from earlier runs),
-    // and use at least four addresses, so that small runs spread their clients too
-    let sources = n.div_ceil(ports * 3 / 4).max(4);
+        .unwrap_or(28_232)
+}
+
+/// The system's bounds on the run, read and reported.
+fn report_system() {
     let show = |path: &str| sysctl(path).unwrap_or_else(|| "n/a".into());
     println!(
-        "  system     ip_local_port_range {} ({ports} ports per source address: {sources} \
-         source addresses for {n}), somaxconn {}, tcp_max_syn_backlog {}, nf_conntrack_max {} \
-         (read, not changed)",
+        "  system     ip_local_port_range {}, somaxconn {}, tcp_max_syn_backlog {}, \
+         nf_conntrack_max {} (read, not changed)",
         show("net/ipv4/ip_local_port_range"),
         show("net/core/somaxconn"),
         show("net/ipv4/tcp_max_syn_backlog"),
         show("net/netfilter/nf_conntrack_max"),
     );
-    sources
 }
 
-/// The server's side: shards on one port, the clients' process, the measurements.
-async fn server(n: usize, shards: usize) -> io::Result<()> {
-    let sources = system_limits(n);
-    if sources > 250 {
-        return Err(io::Error::other("too many source addresses needed"));
+async fn coordinate(args: &Args) -> io::Result<()> {
+    let n: usize = args.get("connections", 100_000);
+    if !(1..=1_000_000).contains(&n) {
+        return Err(io::Error::other(
+            "--connections must be between 1 and 1000000",
+        ));
     }
-    // each shard can take a good share more than its even part: the kernel's spread is a hash
-    let per_shard = u16::try_from((n / shards) * 3 / 2 + 64).unwrap_or(u16::MAX);
-    if (per_shard as usize) * shards < n {
-        return Err(io::Error::other(format!(
-            "{n} connections over {shards} shards is more than 65535 per shard; use more shards"
-        )));
-    }
-    let memory_before = resident_memory();
-    let mut nodes: Vec<Shard> = Vec::with_capacity(shards);
-    let mut addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    for i in 0..shards {
-        let shard = Shard {
-            node: Node::new(Config {
-                name: Some(format!("shard {i}")),
-                listener_addr: Some(addr),
-                reuse_listener_port: true,
-                listener_backlog: 4096,
-                max_connections: per_shard,
-                max_connections_per_ip: per_shard,
-                max_connecting: 512,
-                ..Default::default()
-            }),
-            hellos: Default::default(),
-        };
-        addr = shard.start().await?; // the first picks the port; the others share it
-        nodes.push(shard);
-    }
-    println!("  shards     {shards} nodes listening on {addr} with SO_REUSEPORT");
+    let started = Instant::now();
+    let limit = ensure_open_files(n as u64 + SPARE_FILES)?;
+    println!("c100k: {n} connections");
+    println!("  limits     {limit}");
+    let plan = Plan::new(
+        n,
+        limit.after.0,
+        port_range(),
+        args.get("shards", 0),
+        args.get("clients", 0),
+    )?;
+    println!("{plan}");
+    report_system();
 
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .args(["--role", "clients", "--target", &addr.to_string()])
-        .args([
-            "--connections",
-            &n.to_string(),
-            "--sources",
-            &sources.to_string(),
-        ])
-        .stdin(Stdio::piped()) // never written: the child exits when this process ends
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut reports = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let result = measure(&nodes, n, &mut reports, memory_before).await;
-    if result.is_err() {
-        for shard in &nodes {
-            shard.node().shut_down().await;
+    // listen for signals before the first child exists, so that none can be left behind
+    let mut signals = Signals::new()?;
+    let mut fleet = Fleet::default();
+    let result = tokio::select! {
+        result = run(&plan, &mut fleet) => result,
+        name = signals.next() => Err(io::Error::other(format!("interrupted by {name}"))),
+    };
+    match result {
+        Ok(()) => {
+            println!("  time       {:.1?} in all", started.elapsed());
+            Ok(())
+        }
+        Err(e) => {
+            let killed = fleet.kill_all().await;
+            println!("  stopped    killed all {killed} child processes");
+            Err(e)
         }
     }
-    finish(&mut child, &mut reports).await;
-    result
 }
 
-async fn measure(
-    nodes: &[Shard],
-    n: usize,
-    reports: &mut Lines<BufReader<ChildStdout>>,
-    memory_before: Option<u64>,
-) -> io::Result<()> {
-    expect(reports, "dialling").await?;
-    let connected = || {
-        nodes
-            .iter()
-            .map(|s| s.node().num_connected())
-            .sum::<usize>()
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP, from the moment this exists.
+struct Signals([(Signal, &'static str); 3]);
+
+impl Signals {
+    fn new() -> io::Result<Self> {
+        Ok(Self([
+            (signal(SignalKind::interrupt())?, "SIGINT (Ctrl-C)"),
+            (signal(SignalKind::terminate())?, "SIGTERM"),
+            (signal(SignalKind::hangup())?, "SIGHUP"),
+        ]))
+    }
+
+    /// The name of the next signal to arrive.
+    async fn next(&mut self) -> &'static str {
+        let [(int, a), (term, b), (hup, c)] = &mut self.0;
+        tokio::select! {
+            _ = int.recv() => a,
+            _ = term.recv() => b,
+            _ = hup.recv() => c,
+        }
+    }
+}
+
+/// A child process of this program and its two pipes.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: ChildStdin,
+    replies: Lines<BufReader<ChildStdout>>,
+}
+
+/// One reply line: a word and `key=number` fields.
+struct Reply {
+    line: String,
+}
+
+impl Reply {
+    /// The number after `key=`; the children always send the fields the coordinator reads.
+    fn get(&self, key: &str) -> usize {
+        self.line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in the reply {:?}", self.line))
+    }
+}
+
+impl Proc {
+    fn spawn(name: String, args: &[String]) -> io::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // the last resort, should this process unwind: the child also exits when its
+            // stdin closes, which covers every other way this process can end
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Self {
+            stdin: child.stdin.take().expect("piped"),
+            replies: BufReader::new(child.stdout.take().expect("piped")).lines(),
+            name,
+            child,
+        })
+    }
+
+    async fn tell(&mut self, command: &str) -> io::Result<()> {
+        let sent = async {
+            self.stdin
+                .write_all(format!("{command}\n").as_bytes())
+                .await?;
+            self.stdin.flush().await
+        };
+        match sent.await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.ended().await),
+        }
+    }
+
+    /// The child's next line, which must start with `word`, within `limit`.
+    async fn hear(&mut self, word: &str, limit: Duration) -> io::Result<Reply> {
+        match tokio::time::timeout(limit, self.replies.next_line()).await {
+            Ok(Ok(Some(line))) if line.split_whitespace().next() == Some(word) => {
+                Ok(Reply { line })
+            }
+            Ok(Ok(Some(line))) => Err(io::Error::other(format!(
+                "{}: expected {word:?}, heard {line:?}",
+                self.name
+            ))),
+            Ok(Ok(None) | Err(_)) => Err(self.ended().await),
+            Err(_) => Err(io::Error::other(format!(
+                "{}: no {word:?} within {limit:?}",
+                self.name
+            ))),
+        }
+    }
+
+    /// The error for a child that stopped talking: its exit status, if it has one by now.
+    async fn ended(&mut self) -> io::Error {
+        let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let how = match status {
+            Ok(Ok(status)) => format!("{status}"),
+            _ => "still running".into(),
+        };
+        io::Error::other(format!(
+            "{} ended early ({how}; its own message, if any, is above)",
+            self.name
+        ))
+    }
+
+    /// Waits for the child to exit, which must be with success.
+    async fn exit(&mut self) -> io::Result<()> {
+        match tokio::time::timeout(ANSWER, self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(io::Error::other(format!("{} {status}", self.name))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other(format!(
+                "{} did not exit within {ANSWER:?}",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// Sends `command` to each of `procs`, then waits for each one's `word` reply.
+async fn ask(
+    procs: &mut [Proc],
+    command: &str,
+    word: &str,
+    limit: Duration,
+) -> io::Result<Vec<Reply>> {
+    for proc in procs.iter_mut() {
+        proc.tell(command).await?;
+    }
+    let mut replies = Vec::with_capacity(procs.len());
+    for proc in procs.iter_mut() {
+        replies.push(proc.hear(word, limit).await?);
+    }
+    Ok(replies)
+}
+
+/// The sum of `key` over `replies`.
+fn sum(replies: &[Reply], key: &str) -> usize {
+    replies.iter().map(|reply| reply.get(key)).sum()
+}
+
+/// Every child started so far.
+#[derive(Default)]
+struct Fleet {
+    shards: Vec<Proc>,
+    clients: Vec<Proc>,
+}
+
+impl Fleet {
+    /// Kills every child and reaps it (each within 5 s); returns how many there were.
+    async fn kill_all(&mut self) -> usize {
+        let all: Vec<&mut Proc> = self.shards.iter_mut().chain(&mut self.clients).collect();
+        let count = all.len();
+        for proc in all {
+            let _ = proc.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), proc.child.wait()).await;
+        }
+        count
+    }
+}
+
+async fn run(plan: &Plan, fleet: &mut Fleet) -> io::Result<()> {
+    let (addr, idle) = start_shards(plan, fleet).await?;
+    let clients_idle = start_clients(plan, fleet, addr).await?;
+    let setup = set_up(plan, fleet).await?;
+
+    let (n, kib) = (plan.n as f64, |bytes: usize| bytes as f64 / 1024.0);
+    println!(
+        "  setup      {} connections, each with a hello handled, in {:.2?}: {:.0} connections/s",
+        plan.n,
+        setup.time,
+        n / setup.time.as_secs_f64()
+    );
+    println!("  spread     connections per shard: {:?}", setup.spread);
+    let (grown, all) = (setup.shards_rss.saturating_sub(idle), setup.shards_rss);
+    println!(
+        "  memory     shards: {:.1} KiB per connection (their resident memory grew {:.1} MiB, \
+         to {:.1} MiB: {:.1} KiB per connection in all); clients, a node each: {:.1} KiB per \
+         connection",
+        kib(grown) / n,
+        kib(grown) / 1024.0,
+        kib(all) / 1024.0,
+        kib(all) / n,
+        kib(setup.clients_rss.saturating_sub(clients_idle)) / n,
+    );
+
+    broadcast(plan, fleet).await?;
+    shut_down(plan, fleet).await
+}
+
+/// Starts the shards: the first picks the port, the others bind it too. Returns the shared
+/// address and the shards' resident memory while idle.
+async fn start_shards(plan: &Plan, fleet: &mut Fleet) -> io::Result<(SocketAddr, usize)> {
+    let args = |i: usize, addr: SocketAddr| {
+        ["--role", "shard", "--index", &i.to_string()]
+            .into_iter()
+            .map(String::from)
+            .chain(["--listen".into(), addr.to_string()])
+            .chain(["--max".into(), plan.shard_max.to_string()])
+            .collect::<Vec<_>>()
     };
-    let hellos = || nodes.iter().map(|s| s.hellos.load(Relaxed)).sum::<usize>();
-    let started = Instant::now();
-    let all_up = wait_until(PHASE, || connected() == n && hellos() == n).await;
-    let setup = started.elapsed();
-    let dialled = expect(reports, "connected").await?;
-    if !all_up {
-        return Err(io::Error::other(format!(
-            "after {PHASE:?} only {} of {n} connections were up (clients: {dialled})",
-            connected()
-        )));
+    let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    fleet
+        .shards
+        .push(Proc::spawn("shard 0".into(), &args(0, any_port))?);
+    let first = fleet.shards[0].hear("listening", ANSWER).await?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, first.get("port") as u16));
+    for i in 1..plan.shards {
+        fleet
+            .shards
+            .push(Proc::spawn(format!("shard {i}"), &args(i, addr))?);
     }
-    let spread: Vec<_> = nodes.iter().map(|s| s.node().num_connected()).collect();
+    let mut idle = first.get("rss");
+    for shard in &mut fleet.shards[1..] {
+        idle += shard.hear("listening", ANSWER).await?.get("rss");
+    }
     println!(
-        "  setup      {n} connections, each with a hello handled, in {setup:.2?}: {:.0} connections/s",
-        n as f64 / setup.as_secs_f64()
+        "  shards     {} processes, a node each, listening on {addr} with SO_REUSEPORT",
+        plan.shards
     );
-    println!("  spread     connections per shard: {spread:?}");
-    match (memory_before, resident_memory()) {
-        (Some(before), Some(after)) => println!(
-            "  memory     {:.1} KiB per connection on the server side (resident memory grew {:.1} MiB)",
-            after.saturating_sub(before) as f64 / 1024.0 / n as f64,
-            after.saturating_sub(before) as f64 / 1048576.0
-        ),
-        _ => println!("  memory     n/a (no /proc on this system)"),
-    }
+    Ok((addr, idle))
+}
 
-    let started = Instant::now();
-    let mut not_queued = 0;
-    for (i, shard) in nodes.iter().enumerate() {
-        let peers = shard.node().connected_addrs();
-        not_queued += shard.send_to_many(peers, &Msg::Broadcast(i as u16)).len();
+/// Starts the client processes (they wait for `dial`); returns their resident memory.
+async fn start_clients(plan: &Plan, fleet: &mut Fleet, target: SocketAddr) -> io::Result<usize> {
+    for k in 0..plan.clients {
+        let sources: Vec<String> = plan.sources(k).iter().map(|s| s.to_string()).collect();
+        let args = [
+            "--role".into(),
+            "clients".into(),
+            "--index".into(),
+            k.to_string(),
+            "--target".into(),
+            target.to_string(),
+            "--connections".into(),
+            plan.share(k).to_string(),
+            "--sources".into(),
+            sources.join(","),
+        ];
+        fleet
+            .clients
+            .push(Proc::spawn(format!("clients {k}"), &args)?);
     }
-    expect(reports, "received").await?;
+    let mut idle = 0;
+    for client in &mut fleet.clients {
+        idle += client.hear("ready", ANSWER).await?.get("rss");
+    }
     println!(
-        "  broadcast  each shard to its clients: all {n} received in {:.2?} ({not_queued} not queued)",
-        started.elapsed()
+        "  clients    {} processes, {} connections each (one node per connection)",
+        plan.clients,
+        plan.share(0)
     );
+    Ok(idle)
+}
 
+/// What the setup took.
+struct Setup {
+    time: Duration,
+    spread: Vec<usize>,
+    shards_rss: usize,
+    clients_rss: usize,
+}
+
+/// Tells the clients to dial; waits until every connection is up on both ends and every
+/// hello was handled.
+async fn set_up(plan: &Plan, fleet: &mut Fleet) -> io::Result<Setup> {
+    let n = plan.n;
+    ask(&mut fleet.clients, "dial", "dialling", ANSWER).await?;
     let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for shard in nodes {
-        let node = shard.node().clone();
-        tasks.spawn(async move { node.shut_down().await });
+    let mut next_progress = Duration::from_secs(5);
+    loop {
+        let shards = ask(&mut fleet.shards, "count", "count", ANSWER).await?;
+        let clients = ask(&mut fleet.clients, "count", "count", ANSWER).await?;
+        let time = started.elapsed();
+        let (up, hellos, dialled) = (
+            sum(&shards, "connected"),
+            sum(&shards, "hellos"),
+            sum(&clients, "connected"),
+        );
+        if let Some((k, reply)) = clients
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.get("failed") > 0)
+        {
+            return Err(io::Error::other(format!(
+                "clients {k}: {} dials failed (its first error is above)",
+                reply.get("failed")
+            )));
+        }
+        if let Some((i, reply)) = shards
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.get("rejected") > 0)
+        {
+            return Err(io::Error::other(format!(
+                "shard {i} rejected {} connections (its limit is {})",
+                reply.get("rejected"),
+                plan.shard_max
+            )));
+        }
+        if up == n && hellos == n && dialled == n {
+            return Ok(Setup {
+                time,
+                spread: shards.iter().map(|r| r.get("connected")).collect(),
+                shards_rss: sum(&shards, "rss"),
+                clients_rss: sum(&clients, "rss"),
+            });
+        }
+        if time > plan.phase() {
+            return Err(io::Error::other(format!(
+                "after {time:.0?}, {up} of {n} connections were up on the shards, {dialled} on \
+                 the clients, and {hellos} hellos handled"
+            )));
+        }
+        if time > next_progress {
+            println!("  ...        {up} of {n} up after {time:.0?}");
+            next_progress += Duration::from_secs(5);
+        }
+        tokio::time::sleep(POLL).await;
     }
-    while tasks.join_next().await.is_some() {}
+}
+
+/// Waits until the clients' `key` fields add up to `total`.
+async fn clients_reach(plan: &Plan, fleet: &mut Fleet, key: &str, total: usize) -> io::Result<()> {
+    let started = Instant::now();
+    loop {
+        let got = sum(
+            &ask(&mut fleet.clients, "count", "count", ANSWER).await?,
+            key,
+        );
+        if got == total {
+            return Ok(());
+        }
+        if started.elapsed() > plan.phase() {
+            return Err(io::Error::other(format!(
+                "the clients' {key} count is {got} after {:.0?}; {total} expected",
+                started.elapsed()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Each shard sends a message to each of its clients; waits until all have it.
+async fn broadcast(plan: &Plan, fleet: &mut Fleet) -> io::Result<()> {
+    let started = Instant::now();
+    let replies = ask(&mut fleet.shards, "broadcast", "broadcast", ANSWER).await?;
+    clients_reach(plan, fleet, "received", plan.n).await?;
     println!(
-        "  shutdown   {n} connections closed in {:.2?}",
-        started.elapsed()
+        "  broadcast  each shard to its clients: all {} received in {:.2?} ({} not queued)",
+        plan.n,
+        started.elapsed(),
+        sum(&replies, "not_queued")
     );
-    let rejected: u64 = nodes
-        .iter()
-        .map(|s| s.node().heuristics().inbound_connections_rejected())
-        .sum();
-    if rejected > 0 {
-        println!("  (inbound connections rejected by the shards: {rejected})");
-    }
     Ok(())
 }
 
-/// Waits (at most `PHASE`) for the clients' report line that starts with `what`.
-async fn expect(reports: &mut Lines<BufReader<ChildStdout>>, what: &str) -> io::Result<String> {
-    loop {
-        let line = tokio::time::timeout(PHASE, reports.next_line()).await;
-        match line {
-            // the child's own lines about its limits are passed through
-            Ok(Ok(Some(line))) if line.starts_with("clients:") => println!("{line}"),
-            Ok(Ok(Some(line))) if line.starts_with(what) => return Ok(line),
-            Ok(Ok(Some(line))) => {
-                return Err(io::Error::other(format!("the clients said {line:?}")));
-            }
-            Ok(Ok(None)) => return Err(io::Error::other("the clients' process ended early")),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(io::Error::other(format!(
-                    "no {what:?} from the clients in time"
-                )));
-            }
+/// Shuts the shards down first (their side closes, so the clients' ports are not held in
+/// TIME_WAIT), waits until the clients saw every connection close, stops the clients, and
+/// checks that every child exited with success.
+async fn shut_down(plan: &Plan, fleet: &mut Fleet) -> io::Result<()> {
+    let started = Instant::now();
+    ask(&mut fleet.shards, "stop", "stopped", plan.phase()).await?;
+    let stopped = started.elapsed();
+    clients_reach(plan, fleet, "connected", 0).await?;
+    println!(
+        "  shutdown   the shards closed {} connections in {stopped:.2?}; the clients saw them all \
+         close within {:.2?}",
+        plan.n,
+        started.elapsed()
+    );
+    ask(&mut fleet.clients, "stop", "stopped", ANSWER).await?;
+    for proc in fleet.shards.iter_mut().chain(&mut fleet.clients) {
+        proc.exit().await?;
+    }
+    println!(
+        "  processes  {} shards and {} client processes exited with success",
+        plan.shards, plan.clients
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The children: a shard, or a process of clients. Each reads commands on stdin and answers
+// each with one line on stdout.
+// ---------------------------------------------------------------------------------------------
+
+/// The commands from the coordinator, one per line.
+struct Commands {
+    lines: Lines<BufReader<Stdin>>,
+    /// Held so that Ctrl-C, which the terminal sends to every process of its group, is left to
+    /// the coordinator: it stops the children itself, and reports why.
+    _interrupt: Signal,
+}
+
+impl Commands {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            lines: BufReader::new(tokio::io::stdin()).lines(),
+            _interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next command. When stdin closes, the coordinator is gone (however it ended): the
+    /// child ends at once, whatever it holds.
+    async fn next(&mut self) -> String {
+        match self.lines.next_line().await {
+            Ok(Some(line)) => line,
+            _ => std::process::exit(3),
         }
     }
 }
 
-/// Closes the child's input, so that it ends; kills it if it has not within 30 s.
-async fn finish(child: &mut Child, reports: &mut Lines<BufReader<ChildStdout>>) {
-    drop(child.stdin.take());
-    let drained = async { while let Ok(Some(_)) = reports.next_line().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(30), drained).await;
-    if tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
+/// Answers the coordinator; ends the process if it is gone.
+fn say(line: String) {
+    let mut stdout = io::stdout().lock();
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
         .is_err()
     {
-        let _ = child.kill().await;
+        std::process::exit(3);
     }
 }
 
-/// The clients' side: `n` client nodes, each dialling `target` once from one of `sources`
-/// loopback addresses (127.0.0.2 and up), saying hello, and counting the broadcast.
-async fn clients(target: SocketAddr, n: usize, sources: usize) -> io::Result<()> {
-    println!("dialling");
-    let received = Arc::new(AtomicUsize::new(0));
+/// This process's resident memory in bytes (0 where unknown).
+fn rss() -> usize {
+    resident_memory().unwrap_or(0) as usize
+}
+
+/// Makes sure this process may open `needed` files (it inherits the coordinator's limit).
+fn need_files(needed: u64) -> io::Result<()> {
+    let limit = ensure_open_files(needed)?;
+    match limit.enough() {
+        true => Ok(()),
+        false => Err(io::Error::other(limit.to_string())),
+    }
+}
+
+/// A shard: a node on the shared port.
+async fn shard(args: &Args, name: &str) -> io::Result<()> {
+    let mut commands = Commands::new()?;
+    let listen: SocketAddr = args.get("listen", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let max: u16 = args.get("max", 1);
+    need_files(u64::from(max) + SPARE_FILES)?;
+    let shard = Shard {
+        node: Node::new(Config {
+            name: Some(name.into()),
+            listener_addr: Some(listen),
+            reuse_listener_port: true,
+            listener_backlog: 4096,
+            max_connections: max,
+            max_connections_per_ip: max,
+            max_connecting: 512,
+            ..Default::default()
+        }),
+        hellos: Default::default(),
+    };
+    let addr = shard.start().await?;
+    say(format!("listening port={} rss={}", addr.port(), rss()));
+    loop {
+        match commands.next().await.as_str() {
+            "count" => say(format!(
+                "count connected={} hellos={} rejected={} rss={}",
+                shard.node().num_connected(),
+                shard.hellos.load(Relaxed),
+                shard.node().heuristics().inbound_connections_rejected(),
+                rss()
+            )),
+            "broadcast" => {
+                let peers = shard.node().connected_addrs();
+                let index = args.get("index", 0u16);
+                let not_queued = shard.send_to_many(peers, &Msg::Broadcast(index)).len();
+                say(format!("broadcast not_queued={not_queued}"));
+            }
+            "stop" => {
+                shard.node().shut_down().await;
+                say("stopped".into());
+                return Ok(());
+            }
+            other => return Err(io::Error::other(format!("unknown command {other:?}"))),
+        }
+    }
+}
+
+/// A process of clients, and what they did so far.
+#[derive(Default)]
+struct Clients {
+    held: Mutex<Vec<Client>>,
+    failed: AtomicUsize,
+    received: Arc<AtomicUsize>,
+}
+
+/// `--connections` clients, a node each, dialling `--target` from the `--sources` in turn.
+async fn clients(args: &Args, name: &str) -> io::Result<()> {
+    let mut commands = Commands::new()?;
+    let target: SocketAddr = args.get("target", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let n: usize = args.get("connections", 0);
+    let sources = args
+        .get_str("sources", "")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<Vec<Ipv4Addr>, _>>()
+        .map_err(|_| io::Error::other("--sources needs a list of IPv4 addresses"))?;
+    need_files(n as u64 + SPARE_FILES)?;
+    let clients = Arc::new(Clients::default());
+    say(format!("ready rss={}", rss()));
+    loop {
+        match commands.next().await.as_str() {
+            "dial" => {
+                tokio::spawn(dial_all(
+                    clients.clone(),
+                    target,
+                    n,
+                    sources.clone(),
+                    name.to_owned(),
+                ));
+                say("dialling".into());
+            }
+            "count" => {
+                let connected: usize = lock(&clients.held)
+                    .iter()
+                    .map(|client| client.node().num_connected())
+                    .sum();
+                say(format!(
+                    "count connected={connected} failed={} received={} rss={}",
+                    clients.failed.load(Relaxed),
+                    clients.received.load(Relaxed),
+                    rss()
+                ));
+            }
+            "stop" => {
+                say("stopped".into());
+                return Ok(()); // the connections are closed by now; the process ends
+            }
+            other => return Err(io::Error::other(format!("unknown command {other:?}"))),
+        }
+    }
+}
+
+/// Dials `n` connections, `DIALLING` at a time; each client says hello once connected. The
+/// first failure is reported on stderr, all are counted.
+async fn dial_all(
+    clients: Arc<Clients>,
+    target: SocketAddr,
+    n: usize,
+    sources: Vec<Ipv4Addr>,
+    name: String,
+) {
     let dialling = Arc::new(Semaphore::new(DIALLING));
-    let mut tasks = JoinSet::new();
     for i in 0..n {
         let permit = dialling
             .clone()
             .acquire_owned()
             .await
             .expect("never closed");
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % sources) as u8));
+        let source = sources[i % sources.len()];
         let client = Client {
             node: Node::new(Config {
                 listener_addr: None,
                 max_connections: 1,
+                // a loaded machine can be slow to accept: give each dial 10 s, not 1
+                connection_timeout_ms: 10_000,
                 ..Default::default()
             }),
-            received: received.clone(),
+            received: clients.received.clone(),
         };
-        tasks.spawn(async move {
+        let (clients, name) = (clients.clone(), name.clone());
+        tokio::spawn(async move {
             let _permit = permit;
-            client.enable_protocols().await;
-            let socket = TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::new(source, 0))?;
-            client.node().connect_using_socket(target, socket).await?;
-            client.send_fast(target, Msg::Hello)?;
-            Ok::<_, io::Error>(client)
+            match dial(&client, source, target).await {
+                Ok(()) => lock(&clients.held).push(client),
+                Err(e) => {
+                    if clients.failed.fetch_add(1, Relaxed) == 0 {
+                        eprintln!("c100k {name}: a dial from {source} to {target} failed: {e}");
+                    }
+                }
+            }
         });
     }
-    let mut held = Vec::with_capacity(n);
-    let mut failures = 0;
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(Ok(client)) => held.push(client),
-            _ => failures += 1,
-        }
-    }
-    println!("connected {} dialled, {failures} failed", held.len());
-    let all = wait_until(PHASE, || received.load(Relaxed) == held.len()).await;
-    println!(
-        "received {} broadcasts{}",
-        received.load(Relaxed),
-        if all { "" } else { " (timed out)" }
-    );
-    // hold every connection until the server is done: it closes this process's input then
-    let _ = tokio::io::stdin().read(&mut [0u8; 1]).await;
-    // the process ends here; the kernel closes what is left
-    drop(held);
-    Ok(())
+}
+
+/// One client's connection from `source` (any free port) to `target`, and its hello.
+async fn dial(client: &Client, source: Ipv4Addr, target: SocketAddr) -> io::Result<()> {
+    client.enable_protocols().await;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    client.node().connect_using_socket(target, socket).await?;
+    client.send_fast(target, Msg::Hello)
 }
