@@ -32,9 +32,10 @@
 //!
 //! The first process only coordinates. It sends each child one command line at a time on its
 //! stdin and reads one reply line from its stdout (`count` → `count connected=… rss=…`). It
-//! measures the setup rate, the shards' memory per connection (their resident memory), a
-//! broadcast from every shard to its clients, and the shutdown, and it checks that every child
-//! exits with success. Every wait is bounded. On any failure, Ctrl-C or SIGTERM it kills every
+//! measures the setup rate (until every connection is up on both ends and every shard has
+//! handled each client's hello), the memory per connection (the growth of the shards' resident
+//! memory; the kernel's socket buffers are not in it), a broadcast from every shard to its
+//! clients, and the shutdown, and it checks that every child exits with success. Every wait is bounded. On any failure, Ctrl-C or SIGTERM it kills every
 //! child; a child whose coordinator is gone for any reason (even SIGKILL) sees its stdin close
 //! and exits at once.
 
@@ -258,10 +259,14 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let load = self.n.div_ceil(self.shards);
         let last_source = self.sources(self.clients - 1)[self.sources_per_client - 1];
+        let fewer = match self.per_process < self.n {
+            true => format!(", fewer than the {} asked", self.n),
+            false => String::new(),
+        };
         writeln!(
             f,
-            "  plan       a process may hold {} connections: its open-file limit {} less \
-             {SPARE_FILES} spare files (a node at most 65535)",
+            "  plan       a process may hold {} connections{fewer} (its open-file limit {} less \
+             {SPARE_FILES} spare files; a node at most 65535)",
             self.per_process, self.limit
         )?;
         writeln!(
@@ -511,15 +516,17 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Kills every child and reaps it (each within 5 s); returns how many there were.
+    /// Kills every child, the clients first (so that none reports a shard's end), and reaps
+    /// them (each within 5 s); returns how many there were.
     async fn kill_all(&mut self) -> usize {
-        let all: Vec<&mut Proc> = self.shards.iter_mut().chain(&mut self.clients).collect();
-        let count = all.len();
-        for proc in all {
+        let mut all: Vec<&mut Proc> = self.clients.iter_mut().chain(&mut self.shards).collect();
+        for proc in &mut all {
             let _ = proc.child.start_kill();
+        }
+        for proc in &mut all {
             let _ = tokio::time::timeout(Duration::from_secs(5), proc.child.wait()).await;
         }
-        count
+        all.len()
     }
 }
 
