@@ -5,6 +5,8 @@
 //! cargo run --release --example c100k -- [--connections N] [--shards S] [--clients C]
 //! ```
 //!
+//! N defaults to 100 000; S and C to the fewest processes that fit, and at least 2.
+//!
 //! Three limits shape the run; the program says how it met each one.
 //!
 //! * **Open files.** Every connection is an open file in the process that holds it. The
@@ -377,11 +379,11 @@ impl Signals {
 
     /// The name of the next signal to arrive.
     async fn next(&mut self) -> &'static str {
-        let [(int, a), (term, b), (hup, c)] = &mut self.0;
+        let [(int, int_name), (term, term_name), (hup, hup_name)] = &mut self.0;
         tokio::select! {
-            _ = int.recv() => a,
-            _ = term.recv() => b,
-            _ = hup.recv() => c,
+            _ = int.recv() => int_name,
+            _ = term.recv() => term_name,
+            _ = hup.recv() => hup_name,
         }
     }
 }
@@ -506,6 +508,15 @@ async fn ask(
 /// The sum of `key` over `replies`.
 fn sum(replies: &[Reply], key: &str) -> usize {
     replies.iter().map(|reply| reply.get(key)).sum()
+}
+
+/// The index and `key` of the first of `replies` whose `key` is not zero.
+fn first_nonzero(replies: &[Reply], key: &str) -> Option<(usize, usize)> {
+    replies
+        .iter()
+        .map(|reply| reply.get(key))
+        .enumerate()
+        .find(|&(_, value)| value > 0)
 }
 
 /// Every child started so far.
@@ -648,24 +659,14 @@ async fn set_up(plan: &Plan, fleet: &mut Fleet) -> io::Result<Setup> {
             sum(&shards, "hellos"),
             sum(&clients, "connected"),
         );
-        if let Some((k, reply)) = clients
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.get("failed") > 0)
-        {
+        if let Some((k, failed)) = first_nonzero(&clients, "failed") {
             return Err(io::Error::other(format!(
-                "clients {k}: {} dials failed (its first error is above)",
-                reply.get("failed")
+                "clients {k}: {failed} dials failed (its first error is above)"
             )));
         }
-        if let Some((i, reply)) = shards
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.get("rejected") > 0)
-        {
+        if let Some((i, rejected)) = first_nonzero(&shards, "rejected") {
             return Err(io::Error::other(format!(
-                "shard {i} rejected {} connections (its limit is {})",
-                reply.get("rejected"),
+                "shard {i} rejected {rejected} connections (its limit is {})",
                 plan.shard_max
             )));
         }
