@@ -37,9 +37,9 @@
 //! measures the setup rate (until every connection is up on both ends and every shard has
 //! handled each client's hello), the memory per connection (the growth of the shards' resident
 //! memory; the kernel's socket buffers are not in it), a broadcast from every shard to its
-//! clients, and the shutdown, and it checks that every child exits with success. Every wait is bounded. On any failure, Ctrl-C or SIGTERM it kills every
-//! child; a child whose coordinator is gone for any reason (even SIGKILL) sees its stdin close
-//! and exits at once.
+//! clients, and the shutdown, and it checks that every child exits with success. Every wait is
+//! bounded. On any failure, Ctrl-C, SIGTERM or SIGHUP it kills every child; a child whose
+//! coordinator is gone for any reason (even SIGKILL) sees its stdin close and exits at once.
 
 use std::{
     fmt, io,
