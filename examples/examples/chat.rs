@@ -62,7 +62,7 @@ protocol! {
             println!("* {name} joined ({addr})");
             self.names.lock().unwrap().insert(addr, name);
         }
-        on line @ Chat::Line { .. } from addr => self.relay(line, addr),
+        on line @ Chat::Line { .. } from addr => self.relay(line, addr).await,
         on_connect(addr) => {
             let _ = self.send(addr, Chat::Hello { name: self.name.clone() }).await;
         }
@@ -78,7 +78,7 @@ protocol! {
 
 impl ChatNode {
     /// Shows a line the first time it comes by and passes it on to every peer but `from`.
-    fn relay(&self, line: Chat, from: SocketAddr) {
+    async fn relay(&self, line: Chat, from: SocketAddr) {
         let Chat::Line {
             origin,
             seq,
@@ -93,7 +93,7 @@ impl ChatNode {
         }
         println!("[{name}] {text}");
         let peers = self.node().connected_addrs().into_iter();
-        self.send_to_many(peers.filter(|&p| p != from), &line);
+        self.send_to_many(peers.filter(|&p| p != from), &line).await;
     }
 
     /// Sends a line of our own to every peer, and returns once it is written to each.

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
+use pea2pea::{Config, Message, Node, Pea2Pea, dsl::WhenFull, protocol};
 use pea2pea_examples::Args;
 use tokio::{sync::mpsc, task::JoinSet};
 
@@ -85,10 +85,12 @@ protocol! {
         on_disconnect(client) => { self.subscribers.lock().unwrap().remove(&client); }
         rpc Put { key, value } from client -> Stored => {
             let previous = self.map.lock().unwrap().insert(key.clone(), value);
-            // tell the subscribers; this queues the messages without waiting for them
+            // tell the subscribers, without waiting for one whose queue is full: a slow
+            // subscriber misses news (counted) rather than holding up this call
             let others: Vec<_> = self.subscribers.lock().unwrap().iter().copied().filter(|&a| a != client).collect();
-            let failed = self.send_to_many(others, &Event::Changed { key, by: client });
-            self.dropped.fetch_add(failed.len(), Relaxed);
+            let event = Event::Changed { key, by: client };
+            let sent = self.send_to_many_with(others, &event, WhenFull::Drop).await;
+            self.dropped.fetch_add(sent.len() - sent.queued(), Relaxed);
             Stored { previous }
         }
         rpc Get(key) -> Found => Found(self.map.lock().unwrap().get(&key).cloned()),

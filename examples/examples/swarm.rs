@@ -76,7 +76,7 @@ protocol! {
         // a node passes each rumour to each peer at most once, so a queue as deep as the
         // number of rumours can never overflow, however bursty the flood (see MAX_RUMOURS)
         write_queue = 4096,
-        on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)),
+        on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)).await,
         on Gossip::Hello { .. } => {} // in one process, every node knows every other already
     }
 }
@@ -86,7 +86,7 @@ const MAX_RUMOURS: usize = <Gossiper as Writing>::MESSAGE_QUEUE_DEPTH;
 
 impl Gossiper {
     /// Records a rumour; the first time, passes it on to every peer but `from`.
-    fn hear(&self, id: u32, body: Bytes, from: Option<SocketAddr>) {
+    async fn hear(&self, id: u32, body: Bytes, from: Option<SocketAddr>) {
         let Some(seen) = self.heard.get(id as usize) else {
             return;
         };
@@ -98,14 +98,15 @@ impl Gossiper {
         }
         // send_to_many encodes the rumour once, however many peers it goes to
         let peers = self.node.connected_addrs().into_iter();
-        let failed = self.send_to_many(
-            peers.filter(|&peer| Some(peer) != from),
-            &Gossip::Rumour { id, body },
-        );
-        if !failed.is_empty() {
-            self.swarm
-                .send_errors
-                .fetch_add(failed.len() as u64, Relaxed);
+        let sent = self
+            .send_to_many(
+                peers.filter(|&peer| Some(peer) != from),
+                &Gossip::Rumour { id, body },
+            )
+            .await;
+        if !sent.all_queued() {
+            let failed = sent.len() - sent.queued();
+            self.swarm.send_errors.fetch_add(failed as u64, Relaxed);
         }
     }
 }
@@ -226,7 +227,9 @@ async fn main() -> ExitCode {
     let started = Instant::now();
     for id in 0..rumours {
         let origin = &nodes[(id * 7919) % nodes_n];
-        origin.hear(id as u32, Bytes::from(format!("rumour #{id}")), None);
+        origin
+            .hear(id as u32, Bytes::from(format!("rumour #{id}")), None)
+            .await;
     }
 
     let deadline = Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! The types that describe a connection: who started it, how it ended, and the [`Connection`]
 //! that a [`Handshake`] works on.
 
-use std::{net::SocketAddr, ops::Not, sync::Arc};
+use std::{fmt, net::SocketAddr, ops::Not, sync::Arc};
 
 use tracing::Span;
 
@@ -68,10 +68,41 @@ pub enum DisconnectOrigin {
     Writing,
 }
 
+/// The identity of one connection of a [`Node`], unique for the node's whole life.
+///
+/// A connection is keyed by its peer's address, and a peer that reconnects gets the same key;
+/// the id tells the two connections apart. Pass it to [`Node::connection_closed`] and
+/// [`Node::disconnect_connection`] to act only on the connection you mean, never on a newer
+/// one at the same address.
+///
+/// ```
+/// # async fn f(node: pea2pea::Node, addr: std::net::SocketAddr) {
+/// if let Some(info) = node.connection_info(addr) {
+///     println!("{addr} is connection {}", info.id());
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub(crate) u64);
+
+impl ConnectionId {
+    /// The id as a number (the node counts its connections from 0).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
 /// A cheap, clonable description of an established connection, from
 /// [`Node::connection_info`] (which has an example) or [`Connection::info`].
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
+    id: ConnectionId,
     addr: SocketAddr,
     side: ConnectionSide,
     stats: Arc<Stats>,
@@ -79,13 +110,21 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    pub(crate) fn new(addr: SocketAddr, side: ConnectionSide, span: Span) -> Self {
+    pub(crate) fn new(id: u64, addr: SocketAddr, side: ConnectionSide, span: Span) -> Self {
         Self {
+            id: ConnectionId(id),
             addr,
             side,
             stats: Default::default(),
             span,
         }
+    }
+
+    /// The connection's id: unlike the address, never shared with another connection of the
+    /// node (see [`ConnectionId`]).
+    #[inline]
+    pub fn id(&self) -> ConnectionId {
+        self.id
     }
 
     /// The peer's address: the one dialled if this node initiated, the peer's (usually

@@ -28,7 +28,7 @@ pub mod __private;
 
 pub use codec::{Encoded, MessageCodec, Outgoing};
 pub use config::Config;
-pub use connections::{Connection, ConnectionInfo, ConnectionSide, DisconnectOrigin};
+pub use connections::{Connection, ConnectionId, ConnectionInfo, ConnectionSide, DisconnectOrigin};
 pub use heuristics::Heuristics;
 pub use message::{DecodeError, DecodeErrorKind, Message, Reader};
 pub use node::{Node, ShuttingDown};

@@ -129,8 +129,11 @@ async fn send_to_many_encodes_once_and_reports_failures() {
     let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut targets = hub.node().connected_addrs();
     targets.push(nobody);
-    let failed = hub.send_to_many(targets, &Chat::Say("all".into()));
-    assert_eq!(failed.len(), 1, "{failed:?}");
+    let report = hub.send_to_many(targets, &Chat::Say("all".into())).await;
+    assert_eq!(report.len(), 4);
+    assert_eq!(report.queued(), 3, "{report:?}");
+    let failed: Vec<_> = report.failures().collect();
+    assert_eq!(failed.len(), 1, "{report:?}");
     assert_eq!(failed[0].0, nobody);
     assert_eq!(failed[0].1.kind(), std::io::ErrorKind::NotConnected);
 

@@ -113,7 +113,7 @@ async fn every_feature_works_under_a_renamed_crate_without_a_prelude() {
         .await
         .unwrap();
     a.send_fast(b_addr, Chat::Say("hi".into())).unwrap();
-    assert!(a.send_to_many([b_addr], &Chat::Bye).is_empty());
+    assert!(a.send_to_many([b_addr], &Chat::Bye).await.all_queued());
     assert_eq!(a.call(b_addr, Ping(1)).await.unwrap(), Pong(2));
 
     // on_connect + three messages

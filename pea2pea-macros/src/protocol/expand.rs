@@ -19,7 +19,6 @@ pub fn expand(model: &Model) -> TokenStream {
         quote!(#krate::__private::rt)
     };
     let node = &model.node;
-    let has_rpc = !model.rpcs.is_empty();
 
     let protocol = expand_protocol(model, &rt);
     let handshake = (model.handshake == HandshakeKind::Fingerprint).then(|| {
@@ -58,16 +57,12 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
     });
-    let on_disconnect = (model.on_disconnect.is_some() || has_rpc).then(|| {
+    let on_disconnect = model.on_disconnect.as_ref().map(|hook| {
         let timeout = model
             .disconnect_timeout_ms
             .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
-        let gone = has_rpc.then(|| quote!(#rt::peer_gone(self, __pea2pea_addr);));
-        let user = model.on_disconnect.as_ref().map(|hook| {
-            let bind = bind_args(hook, &[quote!(__pea2pea_addr), quote!(__pea2pea_origin)]);
-            let body = unit_body(&hook.body, hook.arrow.span());
-            quote!(#bind #body)
-        });
+        let bind = bind_args(hook, &[quote!(__pea2pea_addr), quote!(__pea2pea_origin)]);
+        let body = unit_body(&hook.body, hook.arrow.span());
         quote! {
             impl #rt::OnDisconnect for #node {
                 #timeout
@@ -76,8 +71,8 @@ pub fn expand(model: &Model) -> TokenStream {
                     __pea2pea_addr: #rt::SocketAddr,
                     __pea2pea_origin: #rt::DisconnectOrigin,
                 ) {
-                    #gone
-                    #user
+                    #bind
+                    #body
                 }
             }
         }
@@ -412,7 +407,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
     if model.on_connect.is_some() {
         enables.push(quote!(#rt::OnConnect::enable_on_connect(self).await;));
     }
-    if model.on_disconnect.is_some() || !model.rpcs.is_empty() {
+    if model.on_disconnect.is_some() {
         enables.push(quote!(#rt::OnDisconnect::enable_on_disconnect(self).await;));
     }
 
@@ -421,14 +416,24 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             CheckedFraming::Custom(_) => quote!(#rt::send_to_many_cloned::<Self, #out>),
             CheckedFraming::LengthDelimited { .. } => quote!(#rt::send_to_many_encoded::<Self, #out>),
         };
-        let to_many_doc = match model.framing {
-            CheckedFraming::Custom(_) => "Queues a clone of `message` for each of `addrs` (the user codec encodes each one), without waiting; returns the peers it could not be queued for, with why.",
-            CheckedFraming::LengthDelimited { .. } => "Encodes `message` once and queues the same bytes for each of `addrs`, without waiting; returns the peers it could not be queued for, with why.",
+        let how = match model.framing {
+            CheckedFraming::Custom(_) => "Queues a clone of `message` for each of `addrs` (the protocol's codec encodes each one)",
+            CheckedFraming::LengthDelimited { .. } => "Encodes `message` once and queues the same bytes for each of `addrs`",
         };
+        let to_many_doc = format!(
+            "{how}, first for every peer whose outbound queue has room, then for the others at the same time, waiting for room in each (`WhenFull::Wait`, for at most the write timeout): a peer that keeps up never loses a message, and the slowest one sets the pace. It does not wait for the writes. Returns what happened at each peer (`SendReport`: queued, or failed with `NotConnected`, `TimedOut`, the connection's failure, or the encoder's error). `send_to_many_with` chooses another policy for full peers."
+        );
+        let to_many_with_doc = format!(
+            "{how}, and treats each peer whose outbound queue is full as `when_full` says: wait for room (`WhenFull::Wait`, as `send_to_many`), skip it for this message (`WhenFull::Drop`, counted in `dsl::messages_dropped`), or disconnect it (`WhenFull::Disconnect`, counted in `dsl::slow_peers_disconnected`). The message is queued for the peers with room first, so a full peer never delays them. Returns what happened at each peer."
+        );
         quote! {
-            /// Queues `message` for the peer at `addr` and waits until it is written to the
-            /// socket (not until the peer has read it). Fails at once, like
-            /// `Writing::unicast`, when the peer is not connected or its queue is full.
+            /// Queues `message` for the peer at `addr`, waiting for room if its outbound queue
+            /// is full, then waits until it is written to the socket (not until the peer has
+            /// read it). It fails with `NotConnected` (no connection to `addr`), the encoder's
+            /// error, `TimedOut` (no room in the queue, or the write not done, within the
+            /// protocol's write timeout: the peer stopped reading), `ConnectionAborted` or
+            /// `BrokenPipe` (the connection closed before the message was written), the write's
+            /// own error, or the node's `ShuttingDown` error.
             pub async fn send(
                 &self,
                 addr: #rt::SocketAddr,
@@ -437,7 +442,11 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
                 #rt::send(self, addr, #rt::From::from(message)).await
             }
 
-            /// Queues `message` for the peer at `addr` without waiting for it to be written.
+            /// Queues `message` for the peer at `addr` and returns at once, without waiting for
+            /// room or for the write. It fails with `QuotaExceeded` when the peer's outbound
+            /// queue is full (the message is not sent; retry later or use `send`), with
+            /// `NotConnected`, with `BrokenPipe` when the connection is closing, or with the
+            /// encoder's error. A queued message that is never written ends its connection.
             pub fn send_fast(
                 &self,
                 addr: #rt::SocketAddr,
@@ -447,12 +456,22 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             }
 
             #[doc = #to_many_doc]
-            pub fn send_to_many(
+            pub async fn send_to_many(
                 &self,
                 addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
                 message: &#out,
-            ) -> #rt::Vec<(#rt::SocketAddr, #rt::io::Error)> {
-                #to_many(self, addrs, message)
+            ) -> #rt::SendReport {
+                #to_many(self, addrs, message, #rt::WhenFull::Wait).await
+            }
+
+            #[doc = #to_many_with_doc]
+            pub async fn send_to_many_with(
+                &self,
+                addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
+                message: &#out,
+                when_full: #rt::WhenFull,
+            ) -> #rt::SendReport {
+                #to_many(self, addrs, message, when_full).await
             }
         }
     });
@@ -460,7 +479,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
         let timeout = model.call_timeout_ms;
         let max = usize_lit(model.max_calls);
         let doc = format!(
-            "Sends `request` to the peer at `addr` and waits for its response, for at most {timeout} ms. Fails with `TimedOut` then, with `ConnectionAborted` if the connection closes first, with `QuotaExceeded` when {} calls to that peer are already in flight, or with the peer's reason when it cannot answer.",
+            "Sends `request` to the peer at `addr` (waiting for room in its outbound queue if it is full) and waits for its response, for at most {timeout} ms in all. Fails with `TimedOut` then, with `NotConnected` if there is no connection to `addr`, with `ConnectionAborted` as soon as that connection closes before the answer, with `QuotaExceeded` when {} calls to that peer are already in flight, with the peer's reason when it cannot answer, or with `InvalidData` when the answer does not decode.",
             model.max_calls
         );
         quote! {
@@ -474,13 +493,13 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             }
         }
     });
-    let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening; returns the address it listens on. Calling it again returns the same address.";
+    let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening (`Node::start_listening`); returns the address it listens on. Calling it again, even concurrently, returns the same address.";
     quote! {
         impl #node {
             #[doc = #start_doc]
             pub async fn start(&self) -> #rt::io::Result<#rt::SocketAddr> {
                 Self::enable_protocols(self).await;
-                #rt::listen(#rt::Pea2Pea::node(self)).await
+                #rt::Node::start_listening(#rt::Pea2Pea::node(self)).await
             }
 
             /// Enables exactly the declared protocols, in the engine's order (handshake,

@@ -1,8 +1,9 @@
 //! Per-node state of the DSL runtime (calls in flight, counters).
 //!
 //! The user's struct has no room for it (`#[node]` adds no fields, so that the struct is built
-//! as written), so it lives in the node itself, in a slot that is filled on first use: a node
-//! that never uses the DSL pays one empty `OnceLock`.
+//! as written), so it lives in the node's extension slot
+//! ([`Node::extension_or_default`]), made on first use: a node that never uses the DSL has
+//! none.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -28,8 +29,9 @@ pub(crate) type Answer = io::Result<Bytes>;
 
 #[derive(Default)]
 pub(crate) struct PeerCalls {
-    /// By id, so that a teardown fails the calls in the order they were made (a hash map
-    /// would wake them in an order that changes from run to run).
+    /// By id: an order that does not change from run to run (a simulated run must depend on
+    /// its seed alone). A teardown no longer walks it: each call sees its connection close
+    /// (`Node::connection_closed`) and removes itself.
     pending: BTreeMap<u64, oneshot::Sender<Answer>>,
 }
 
@@ -38,6 +40,10 @@ pub(crate) struct PeerCalls {
 pub(crate) struct NodeExt {
     pub(crate) fingerprint_rejections: AtomicU64,
     pub(crate) invalid_requests: AtomicU64,
+    /// Messages `send_to_many` skipped for a full peer (`WhenFull::Drop`).
+    pub(crate) messages_dropped: AtomicU64,
+    /// Peers `send_to_many` disconnected for a full queue (`WhenFull::Disconnect`).
+    pub(crate) slow_peers_disconnected: AtomicU64,
     next_call_id: AtomicU64,
     /// Set by the first `enable_protocols`, so that a second call (or `start`) does nothing.
     protocols_enabled: AtomicBool,
@@ -78,17 +84,6 @@ impl NodeExt {
         tx
     }
 
-    /// Fails every call to `addr` still waiting.
-    pub(crate) fn fail_all(&self, addr: SocketAddr) {
-        let peer = lock(&self.calls).remove(&addr);
-        for (_, tx) in peer.into_iter().flat_map(|p| p.pending) {
-            let _ = tx.send(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                format!("the connection to {addr} closed before it answered"),
-            )));
-        }
-    }
-
     pub(crate) fn count_invalid_request(&self) {
         self.invalid_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -105,10 +100,10 @@ pub fn first_enable(node: &Node) -> bool {
 
 /// The state of `node`, created on first use.
 pub(crate) fn of(node: &Node) -> Arc<NodeExt> {
-    node.dsl_slot().get_or_init(Default::default).clone()
+    node.extension_or_default()
 }
 
 /// The state of `node` if it has any, without creating it.
 pub(crate) fn existing(node: &Node) -> Option<Arc<NodeExt>> {
-    node.dsl_slot().get().cloned()
+    node.extension()
 }

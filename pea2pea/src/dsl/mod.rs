@@ -2,14 +2,17 @@
 //! declared protocol is ([`Protocol`]), which requests a node can call ([`Rpc`]), and the
 //! counters the generated code keeps for each node.
 //!
-//! The DSL's per-node state (calls in flight, counters) lives beside the engine in a map keyed
-//! by the node's identity, so that `#[node]` adds no field to your struct.
+//! The DSL's per-node state (calls in flight, counters) lives in the node's extension slot
+//! ([`Node::extension_or_default`]), so that `#[node]` adds no field to your struct.
 
 pub(crate) mod ext;
+mod fanout;
 mod frame;
 mod handshake;
 mod rpc;
 mod send;
+
+pub use fanout::{SendOutcome, SendReport, WhenFull};
 
 #[doc(hidden)]
 pub mod rt;
@@ -53,6 +56,18 @@ pub fn fingerprint_rejections(node: &Node) -> u64 {
 /// How many requests from peers `node` could not decode (each one closed its connection).
 pub fn invalid_requests(node: &Node) -> u64 {
     ext::existing(node).map_or(0, |ext| ext.invalid_requests.load(Ordering::Relaxed))
+}
+
+/// How many messages `node`'s `send_to_many_with(.., WhenFull::Drop)` skipped because the
+/// peer's outbound queue was full (one per peer and message).
+pub fn messages_dropped(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.messages_dropped.load(Ordering::Relaxed))
+}
+
+/// How many peers `node`'s `send_to_many_with(.., WhenFull::Disconnect)` disconnected because
+/// their outbound queue was full.
+pub fn slow_peers_disconnected(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.slow_peers_disconnected.load(Ordering::Relaxed))
 }
 
 /// How many of `node`'s calls are waiting for an answer, over all peers.

@@ -4,15 +4,11 @@ use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 // tokio's clock, not std's: deadlines follow the runtime's time, which a simulation drives
-use tokio::time::Instant;
+use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{Rpc, ext, frame::Frame, send::enqueue_waiting};
-use crate::{DisconnectOrigin, Message, Pea2Pea, protocols::Writing};
-
-/// How often a waiting call checks that its peer is still connected, in case the connection
-/// went away between the call's start and the teardown that fails the calls in flight.
-const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+use super::{Rpc, ext, frame::Frame, send::confirmed};
+use crate::{Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
 struct Pending {
@@ -27,7 +23,8 @@ impl Drop for Pending {
     }
 }
 
-/// Sends `request` to `addr` and waits (for at most `timeout_ms`) for the peer's response.
+/// Sends `request` to `addr` and waits (for at most `timeout_ms`) for the peer's response; the
+/// wait ends early when that connection closes.
 pub async fn call<W, M, R>(
     this: &W,
     addr: SocketAddr,
@@ -41,40 +38,48 @@ where
 {
     let timeout = Duration::from_millis(timeout_ms);
     let deadline = Instant::now() + timeout;
-    let ext = ext::of(this.node());
+    let node = this.node();
+    let conn = node.connection_info(addr).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!("not connected to {addr}"),
+        )
+    })?;
+    // looked up before the request is queued: a reconnection meanwhile fails this call
+    // rather than leaving it waiting on an answer that cannot come
+    let closed = node.connection_closed(addr, conn.id());
+    let ext = ext::of(node);
     let (id, answer) = ext.register(addr, max_calls)?;
     let _pending = Pending { ext, addr, id };
-    let body = request.to_bytes();
-    enqueue_waiting(this, addr, deadline, || Frame::Request {
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{addr} did not answer a `{}` within {timeout:?}",
+                std::any::type_name::<R>()
+            ),
+        )
+    };
+    let frame = Frame::Request {
         id,
         method: R::METHOD,
-        body: body.clone(),
-    })
-    .await?;
+        body: request.to_bytes(),
+    };
+    match tokio::time::timeout_at(deadline, this.unicast_when_ready(addr, frame)).await {
+        Ok(queued) => drop(queued?),
+        Err(_) => return Err(timed_out()),
+    }
 
-    let mut answer = std::pin::pin!(answer);
-    let bytes = loop {
-        let check = (Instant::now() + LIVENESS_CHECK).min(deadline);
-        tokio::select! {
-            // an answer that arrived wins over the deadline; and no random choice, so that a
-            // simulated run depends on its seed alone
-            biased;
-            received = &mut answer => match received {
-                Ok(result) => break result?,
-                Err(_) => return Err(aborted(addr)),
-            },
-            _ = tokio::time::sleep_until(check) => {
-                if Instant::now() >= deadline {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{addr} did not answer a `{}` within {timeout:?}", std::any::type_name::<R>()),
-                    ));
-                }
-                if !this.node().is_connected(addr) {
-                    return Err(aborted(addr));
-                }
-            }
-        }
+    let bytes = tokio::select! {
+        // an answer that arrived wins over the connection's end and the deadline; and no
+        // random choice, so that a simulated run depends on its seed alone
+        biased;
+        received = answer => match received {
+            Ok(result) => result?,
+            Err(_) => return Err(aborted(addr)),
+        },
+        () = closed => return Err(aborted(addr)),
+        () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
     };
     R::Response::from_bytes(bytes).map_err(|e| {
         io::Error::new(
@@ -111,13 +116,6 @@ pub fn complete<P: Pea2Pea>(this: &P, addr: SocketAddr, id: u64, result: Result<
     }
 }
 
-/// Fails every call to `addr` still waiting; the connection is going away.
-pub fn peer_gone<P: Pea2Pea>(this: &P, addr: SocketAddr) {
-    if let Some(ext) = ext::existing(this.node()) {
-        ext.fail_all(addr);
-    }
-}
-
 /// Decodes a request's body. A body that does not decode is a broken peer: it gets a failure
 /// answer, the connection is closed, and the node counts it.
 pub async fn decode_request<W, M, R>(this: &W, addr: SocketAddr, id: u64, body: Bytes) -> Option<R>
@@ -130,14 +128,20 @@ where
         Err(e) => {
             warn!(parent: this.node().span(), "{addr} sent an invalid `{}`: {e}; disconnecting", std::any::type_name::<R>());
             ext::of(this.node()).count_invalid_request();
+            let conn = this.node().connection_info(addr).map(|info| info.id());
             // the failure answer must be written before the teardown stops the writer
-            fail_and_confirm(this, addr, id, format!("invalid request: {e}"), 1_000).await;
-            let node = this.node().clone();
-            // not awaited here: the teardown ends this very reader task
-            tokio::spawn(async move {
-                node.disconnect_with(addr, DisconnectOrigin::Reading, None)
-                    .await
-            });
+            let answer = Frame::Response {
+                id,
+                result: Err(format!("invalid request: {e}")),
+            };
+            if let Ok(written) = answer_within(this, addr, answer, 1_000).await {
+                let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+            }
+            if let Some(conn) = conn {
+                let node = this.node().clone();
+                // not awaited here: the teardown ends this very reader task
+                tokio::spawn(async move { node.disconnect_connection(addr, conn).await });
+            }
             None
         }
     }
@@ -149,14 +153,11 @@ where
     W: Writing<Message = Frame<M>>,
     T: Message,
 {
-    let body = response.to_bytes();
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    let sent = enqueue_waiting(this, addr, deadline, || Frame::Response {
+    let answer = Frame::Response {
         id,
-        result: Ok(body.clone()),
-    })
-    .await;
-    if let Err(e) = sent {
+        result: Ok(response.to_bytes()),
+    };
+    if let Err(e) = answer_within(this, addr, answer, timeout_ms).await {
         debug!(parent: this.node().span(), "couldn't answer call {id} from {addr}: {e}");
     }
 }
@@ -170,50 +171,34 @@ where
     let reason = format!(
         "it has no handler for this request (method {method:#018x}); the two nodes declare different rpcs"
     );
-    fail(this, addr, id, reason, timeout_ms).await;
+    let answer = Frame::Response {
+        id,
+        result: Err(reason),
+    };
+    let _ = answer_within(this, addr, answer, timeout_ms).await;
 }
 
-/// Like [`fail`], but waits (within the timeout) until the answer is written to the socket.
-async fn fail_and_confirm<W, M>(
+/// Queues an answer, waiting for room for at most `timeout_ms` (the caller gives up on its
+/// call after that anyway); returns its write confirmation, resolved to an error.
+async fn answer_within<W, M>(
     this: &W,
     addr: SocketAddr,
-    id: u64,
-    reason: String,
+    answer: Frame<M>,
     timeout_ms: u64,
-) where
-    W: Writing<Message = Frame<M>>,
-{
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    let mut pause = Duration::from_micros(100);
-    let confirmation = loop {
-        let answer = Frame::Response {
-            id,
-            result: Err(reason.clone()),
-        };
-        match this.unicast(addr, answer) {
-            Err(e) if e.kind() == io::ErrorKind::QuotaExceeded && Instant::now() < deadline => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
-            Ok(confirmation) => break confirmation,
-            Err(_) => return,
-        }
-    };
-    let _ = tokio::time::timeout(
-        deadline.saturating_duration_since(Instant::now()),
-        confirmation,
-    )
-    .await;
-}
-
-async fn fail<W, M>(this: &W, addr: SocketAddr, id: u64, reason: String, timeout_ms: u64)
+) -> io::Result<impl Future<Output = io::Result<()>>>
 where
     W: Writing<Message = Frame<M>>,
 {
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    let _ = enqueue_waiting(this, addr, deadline, || Frame::Response {
-        id,
-        result: Err(reason.clone()),
-    })
-    .await;
+    let timeout = Duration::from_millis(timeout_ms);
+    let written: oneshot::Receiver<_> =
+        match tokio::time::timeout(timeout, this.unicast_when_ready(addr, answer)).await {
+            Ok(queued) => queued?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the outbound queue for {addr} stayed full for {timeout:?}"),
+                ));
+            }
+        };
+    Ok(confirmed(addr, written))
 }

@@ -13,12 +13,13 @@ pub use core::{
 pub use std::{io, net::SocketAddr, vec::Vec};
 
 pub use super::{
-    Protocol, Rpc,
+    Protocol, Rpc, SendReport, WhenFull,
     ext::first_enable,
+    fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
-    rpc::{call, complete, decode_request, peer_gone, respond, unknown_method},
-    send::{length_delimited, listen, send, send_fast, send_to_many_cloned, send_to_many_encoded},
+    rpc::{call, complete, decode_request, respond, unknown_method},
+    send::{length_delimited, send, send_fast},
 };
 pub use crate::{
     Connection, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,

@@ -41,6 +41,24 @@ pub(super) async fn toggle(node: &Node) -> io::Result<Option<SocketAddr>> {
         debug!(parent: node.span(), "stopped listening");
         return Ok(None);
     }
+    listen(node, &mut state).await.map(Some)
+}
+
+/// Starts listening unless the node already does; returns the address either way.
+pub(super) async fn start(node: &Node) -> io::Result<SocketAddr> {
+    let listener = &node.0.listener;
+    let mut state = listener.state.lock().await;
+    if node.is_shutting_down() {
+        return Err(ShuttingDown::error());
+    }
+    match (state.is_some(), listener.addr()) {
+        (true, Some(addr)) => Ok(addr),
+        _ => listen(node, &mut state).await,
+    }
+}
+
+/// Binds the listening socket and starts the accept loop; `state` must hold no loop.
+async fn listen(node: &Node, state: &mut Option<JoinHandle<()>>) -> io::Result<SocketAddr> {
     let config = node.config();
     let wanted = config.listener_addr.ok_or_else(|| {
         io::Error::new(
@@ -51,9 +69,9 @@ pub(super) async fn toggle(node: &Node) -> io::Result<Option<SocketAddr>> {
     let tcp = net::listen(wanted, config.reuse_listener_port, config.listener_backlog).await?;
     let addr = tcp.local_addr()?;
     *state = Some(tokio::spawn(accept_loop(node.clone(), tcp)));
-    *lock(&listener.addr) = Some(addr);
+    *lock(&node.0.listener.addr) = Some(addr);
     debug!(parent: node.span(), "listening on {addr}");
-    Ok(Some(addr))
+    Ok(addr)
 }
 
 /// Stops listening for good (shutdown); the socket is closed when this returns.

@@ -2,6 +2,7 @@
 //! (listening, dialling, disconnecting, shutting down), each in its own module.
 
 mod addr_hash;
+mod extensions;
 mod listener;
 pub(crate) mod registry;
 mod setup;
@@ -10,19 +11,23 @@ mod teardown;
 
 use std::{
     collections::HashMap,
-    fmt, io,
+    fmt,
+    future::Future,
+    io,
     net::SocketAddr,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
 use tracing::Span;
 
-use crate::{Config, ConnectionInfo, Heuristics, Stats, net::TcpSocket, protocols::Protocols};
+use crate::{
+    Config, ConnectionId, ConnectionInfo, Heuristics, Stats, net::TcpSocket, protocols::Protocols,
+};
 
-use self::{listener::Listener, registry::Registry, shutdown::Shutdown};
+use self::{extensions::Extensions, listener::Listener, registry::Registry, shutdown::Shutdown};
 
 /// The error inside every `io::Error` that the node returns because it is shutting down
 /// (kind `Other`, message "shutting down"). Such an error is final: do not retry.
@@ -104,8 +109,8 @@ pub(crate) struct Inner {
     listener: Listener,
     shutdown: Shutdown,
     next_conn_id: AtomicU64,
-    /// The DSL runtime's per-node state (rpc calls in flight, counters), made on first use.
-    dsl: OnceLock<Arc<crate::dsl::ext::NodeExt>>,
+    /// State of layers built on the engine, one value per type, made on first use.
+    extensions: Extensions,
 }
 
 impl fmt::Debug for Node {
@@ -164,7 +169,7 @@ impl Node {
             listener: Default::default(),
             shutdown: Default::default(),
             next_conn_id: AtomicU64::new(0),
-            dsl: OnceLock::new(),
+            extensions: Default::default(),
         }))
     }
 
@@ -247,6 +252,27 @@ impl Node {
     /// ```
     pub async fn toggle_listener(&self) -> io::Result<Option<SocketAddr>> {
         listener::toggle(self).await
+    }
+
+    /// Starts listening on [`Config::listener_addr`] unless the node already listens, and
+    /// returns the address it listens on. Unlike [`toggle_listener`](Node::toggle_listener) it
+    /// never stops the listener, so it is safe to call from anywhere, any number of times:
+    /// concurrent calls bind once and all return the same address.
+    ///
+    /// Fails like `toggle_listener`: with `AddrNotAvailable` when `listener_addr` is `None`,
+    /// with the error of binding the socket, or with the [`ShuttingDown`] error.
+    ///
+    /// ```
+    /// # use pea2pea::{Config, Node};
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let node = Node::new(Config::loopback());
+    /// let addr = node.start_listening().await?;
+    /// assert_eq!(node.start_listening().await?, addr); // already listening: same address
+    /// # node.shut_down().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_listening(&self) -> io::Result<SocketAddr> {
+        listener::start(self).await
     }
 
     /// The address the node listens on; `AddrNotAvailable` when it is not listening. See
@@ -354,6 +380,86 @@ impl Node {
             .await
     }
 
+    /// Disconnects the connection `id` with `addr`, and only that one: if the peer has since
+    /// reconnected, the newer connection (another id at the same address) is left alone. It
+    /// tears down like [`disconnect`](Node::disconnect) (origin [`User`](crate::DisconnectOrigin::User))
+    /// and returns `true` only for the call that did it.
+    ///
+    /// Use it wherever a decision about a connection may be acted on after that connection
+    /// has gone: a task that was started for one connection, a timer, a reply that came late.
+    ///
+    /// ```
+    /// # async fn f(node: pea2pea::Node, addr: std::net::SocketAddr) {
+    /// let Some(info) = node.connection_info(addr) else { return };
+    /// // ... later, perhaps after the peer has reconnected:
+    /// node.disconnect_connection(addr, info.id()).await;
+    /// # }
+    /// ```
+    pub async fn disconnect_connection(&self, addr: SocketAddr, id: ConnectionId) -> bool {
+        self.disconnect_with(addr, crate::DisconnectOrigin::User, Some(id.0))
+            .await
+    }
+
+    /// A future that resolves when the connection `id` with `addr` has been torn down: after
+    /// its `on_disconnect` hook has returned (or was cut short by its timeout) and after the
+    /// connection was removed from the node (so [`is_connected`](Node::is_connected) no longer
+    /// counts it), whatever ended it. It resolves at once if that connection is not
+    /// registered when this is called: already gone, not yet registered (as during its
+    /// handshake), or never known. A newer connection at the same address never resolves it
+    /// or delays it.
+    ///
+    /// The connection is looked up now, and the future holds no lock and no reference to the
+    /// node: keep it, move it to a task, `select!` on it. Dropping it does nothing.
+    ///
+    /// ```
+    /// # use std::{io, net::SocketAddr};
+    /// # async fn f(node: pea2pea::Node, addr: SocketAddr, answer: tokio::sync::oneshot::Receiver<u64>) -> io::Result<u64> {
+    /// let id = node.connection_info(addr).ok_or(io::ErrorKind::NotConnected)?.id();
+    /// tokio::select! {
+    ///     answer = answer => answer.map_err(|_| io::ErrorKind::BrokenPipe.into()),
+    ///     () = node.connection_closed(addr, id) => Err(io::ErrorKind::ConnectionAborted.into()),
+    /// }
+    /// # }
+    /// ```
+    pub fn connection_closed(
+        &self,
+        addr: SocketAddr,
+        id: ConnectionId,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let entry = self.0.registry.get(addr).filter(|entry| entry.id == id.0);
+        async move {
+            if let Some(entry) = entry {
+                entry.wait_closed().await;
+            }
+        }
+    }
+
+    /// The node's value of type `T`, made with `T::default()` on first use; every later call
+    /// returns the same value. For state that a layer built on the engine keeps per node
+    /// (counters, tables) without a field in the user's struct: a library makes a type of its
+    /// own for it, so that no other code can reach it.
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// # use pea2pea::{Config, Node};
+    /// #[derive(Default)]
+    /// struct Greetings(AtomicU64);
+    ///
+    /// let node = Node::new(Config::default());
+    /// assert!(node.extension::<Greetings>().is_none());
+    /// node.extension_or_default::<Greetings>().0.fetch_add(1, Ordering::Relaxed);
+    /// assert_eq!(node.extension::<Greetings>().unwrap().0.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn extension_or_default<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        self.0.extensions.get_or_default()
+    }
+
+    /// The node's value of type `T`, if [`extension_or_default`](Node::extension_or_default)
+    /// has made one; it makes none.
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0.extensions.get()
+    }
+
     /// Shuts the node down: stops the listener, admits nothing more, disconnects every peer
     /// (origin `Shutdown`, with `on_disconnect` for each), waits for teardowns in flight (for
     /// at most 3 seconds), and releases the protocols, and with them the node's handles to
@@ -454,10 +560,6 @@ impl Node {
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.0.shutdown.has_begun()
-    }
-
-    pub(crate) fn dsl_slot(&self) -> &OnceLock<Arc<crate::dsl::ext::NodeExt>> {
-        &self.0.dsl
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {

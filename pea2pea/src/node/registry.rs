@@ -17,7 +17,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
     task::AbortHandle,
 };
 
@@ -103,6 +103,8 @@ pub(crate) struct Entry {
     /// The writer's queue (`mpsc::Sender<Queued<M>>`), if Writing is enabled.
     pub(crate) sender: Option<AnySender>,
     tasks: Mutex<Tasks>,
+    /// Rung once, by `close`: wakes every `wait_closed`.
+    closed: Notify,
 }
 
 #[derive(Default)]
@@ -134,6 +136,7 @@ impl Entry {
             claimed,
             sender,
             tasks: Mutex::new(tasks),
+            closed: Notify::new(),
         }
     }
 
@@ -158,6 +161,17 @@ impl Entry {
             handle.abort();
         }
         drop(halves);
+        self.closed.notify_waiters();
+    }
+
+    /// Resolves once [`close`](Self::close) has run (at once if it already has).
+    pub(crate) async fn wait_closed(&self) {
+        // made before the check: `notify_waiters` wakes every future made before it
+        let notified = self.closed.notified();
+        if lock(&self.tasks).closed {
+            return;
+        }
+        notified.await;
     }
 }
 

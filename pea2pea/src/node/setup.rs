@@ -127,7 +127,7 @@ async fn set_up(
     }
     let id = node.next_conn_id();
     let span = tracing::error_span!(parent: node.span(), "conn", %addr); // on as the node's is
-    let mut conn = Connection::new(id, ConnectionInfo::new(addr, peer_side, span), stream);
+    let mut conn = Connection::new(id, ConnectionInfo::new(id, addr, peer_side, span), stream);
     let protocols = node.protocols().snapshot();
 
     if let Some(handshake) = &protocols.handshake {

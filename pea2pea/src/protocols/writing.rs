@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use bytes::{Buf, BytesMut};
 use tokio::{
     io::AsyncWriteExt,
@@ -18,8 +20,8 @@ use tracing::{debug, error, warn};
 
 use super::{ConnCtx, WritingSlot, enable};
 use crate::{
-    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnWriter, net::WriteHalf,
-    node::registry::lock,
+    ConnectionSide, DisconnectOrigin, Heuristics, Node, Pea2Pea, ShuttingDown, io::ConnWriter,
+    net::WriteHalf, node::registry::lock,
 };
 
 type Confirmation = oneshot::Sender<io::Result<()>>;
@@ -36,6 +38,10 @@ pub(crate) struct Outbox<C, M> {
     ctx: ConnCtx,
     /// Wakes the writer when the first message of a batch arrives or the outbox is stopped.
     ready: Notify,
+    /// Wakes the senders waiting for room (`push_when_ready`) when a batch leaves the queue or
+    /// the outbox is stopped. Rung only when `Pending::room_wanted` says someone waits, so the
+    /// path of a sender that finds room costs nothing more.
+    room: Notify,
     depth: usize,
     initial_capacity: usize,
     /// Part of the type, so that a sender with another message type cannot find this outbox.
@@ -54,6 +60,10 @@ struct Pending<C> {
     writing: bool,
     /// Bytes of `buf`'s batch that a direct write already sent (it was cut short).
     pre_written: usize,
+    /// A sender waits for room: ring `Outbox::room` when the queue empties.
+    room_wanted: bool,
+    /// Why the writer stopped, if a write failed: what a sender waiting for room is told.
+    failure: Option<(io::ErrorKind, String)>,
 }
 
 impl<C, M> Outbox<C, M> {
@@ -72,12 +82,15 @@ impl<C, M> Outbox<C, M> {
             stopped: false,
             writing: false,
             pre_written: 0,
+            room_wanted: false,
+            failure: None,
         };
         Self {
             pending: Mutex::new(pending),
             direct: writer.shared_tcp(),
             ctx,
             ready: Notify::new(),
+            room: Notify::new(),
             depth,
             initial_capacity,
             _message: PhantomData,
@@ -86,7 +99,14 @@ impl<C, M> Outbox<C, M> {
 
     /// Stops the outbox for good; the confirmations of unsent messages see a closed channel.
     fn stop(&self) {
-        drop(StopOnDrop(&self.pending, &self.ready));
+        drop(StopOnDrop(self));
+    }
+
+    /// Wakes the senders waiting for room, if any; `pending.count` has just dropped to 0.
+    fn made_room(&self, pending: &mut Pending<C>) {
+        if std::mem::take(&mut pending.room_wanted) {
+            self.room.notify_waiters();
+        }
     }
 }
 
@@ -104,6 +124,48 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             self.write_now(pending);
             return Err(PushError::Full);
         }
+        self.encode(pending, message, confirm)
+    }
+
+    /// Like `push`, but a full queue makes it wait (until `deadline`) for the writer to take
+    /// the batch, instead of refusing. Nothing is queued until it returns `Ok`, so dropping
+    /// it part-way loses nothing that was accepted.
+    async fn push_when_ready(
+        &self,
+        message: M,
+        confirm: Confirmation,
+        deadline: Instant,
+    ) -> Result<(), PushError> {
+        loop {
+            let room = {
+                let mut pending = lock(&self.pending);
+                let pending = &mut *pending;
+                if pending.stopped {
+                    return Err(PushError::Closed);
+                }
+                if pending.count >= self.depth {
+                    self.write_now(pending);
+                }
+                if pending.count < self.depth {
+                    return self.encode(pending, message, Some(confirm));
+                }
+                pending.room_wanted = true;
+                // made under the lock, so the writer's next `made_room` is sure to wake it
+                self.room.notified()
+            };
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(PushError::TimedOut);
+            }
+        }
+    }
+
+    /// Encodes `message` at the end of the pending batch, which has room for it.
+    fn encode(
+        &self,
+        pending: &mut Pending<C>,
+        message: M,
+        confirm: Option<Confirmation>,
+    ) -> Result<(), PushError> {
         if pending.buf.capacity() == 0 {
             pending.buf.reserve(self.initial_capacity);
         }
@@ -153,6 +215,7 @@ impl<C, M> Outbox<C, M> {
                     let _ = confirm.send(Ok(()));
                 }
                 pending.buf.clear();
+                self.made_room(pending);
             }
             Ok(n) => {
                 pending.buf.advance(n);
@@ -164,8 +227,13 @@ impl<C, M> Outbox<C, M> {
 }
 
 enum PushError {
+    /// `push` found the outbox stopped (the published `BrokenPipe`).
     Stopped,
+    /// `push_when_ready` found it stopped, or saw it stop: it says why.
+    Closed,
     Full,
+    /// `push_when_ready` found no room before its deadline.
+    TimedOut,
     Encode(io::Error),
     EncoderPanicked(Option<Confirmation>),
 }
@@ -337,6 +405,60 @@ where
         enqueue(self, addr, message, None)
     }
 
+    /// Like [`unicast`](Writing::unicast), but when the connection's queue is full it waits
+    /// for room instead of failing with `QuotaExceeded`: the writer task wakes it as soon as
+    /// it takes the waiting batch for the socket (no polling, no sleeping). It returns the
+    /// same confirmation receiver once the message is queued, so it waits for room only, not
+    /// for the write; await the receiver for that.
+    ///
+    /// Errors: those of `unicast` (`Unsupported`, `NotConnected`, the encoder's error) at
+    /// once, but never `QuotaExceeded`; while waiting:
+    /// * `TimedOut` when no room was made within [`TIMEOUT_MS`](Writing::TIMEOUT_MS), or when
+    ///   the connection's write timed out meanwhile (the peer stopped reading);
+    /// * the error of the failed write (`BrokenPipe`, `ConnectionReset`, ...) when a write
+    ///   failed meanwhile, and `BrokenPipe` when the connection was torn down meanwhile (it
+    ///   returns then, not at its deadline);
+    /// * the [`ShuttingDown`](crate::ShuttingDown) error when the connection was torn down
+    ///   by the node's shutdown.
+    ///
+    /// For a shorter deadline, wrap it in `tokio::time::timeout`: until it returns, nothing
+    /// is queued, so dropping it loses nothing that was accepted. A sender waiting here does
+    /// not hold up `unicast` callers, which keep failing at once while the queue is full.
+    ///
+    /// ```
+    /// # use std::{io, net::SocketAddr, time::Duration};
+    /// # use pea2pea::protocols::Writing;
+    /// # async fn f<W: Writing<Message = bytes::Bytes>>(node: &W, addr: SocketAddr) -> io::Result<()> {
+    /// for i in 0..10_000u32 {
+    ///     // never refused for a full queue: each call waits until the writer makes room
+    ///     let _written = node.unicast_when_ready(addr, i.to_be_bytes().to_vec().into()).await?;
+    /// }
+    /// // or with a deadline of your own
+    /// let queued = tokio::time::timeout(
+    ///     Duration::from_millis(100),
+    ///     node.unicast_when_ready(addr, bytes::Bytes::from_static(b"last")),
+    /// );
+    /// match queued.await {
+    ///     Ok(confirmation) => confirmation?.await.map_err(|_| io::ErrorKind::ConnectionAborted)??,
+    ///     Err(_elapsed) => println!("{addr} is too slow; the message was not queued"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn unicast_when_ready(
+        &self,
+        addr: SocketAddr,
+        message: Self::Message,
+    ) -> impl Future<Output = io::Result<oneshot::Receiver<io::Result<()>>>> + Send {
+        async move {
+            let (confirm, confirmation) = oneshot::channel();
+            let deadline = Instant::now() + Duration::from_millis(Self::TIMEOUT_MS);
+            let (outbox, conn_id) = find_outbox(self, addr)?;
+            let pushed = outbox.push_when_ready(message, confirm, deadline).await;
+            pushed_or_error(self.node(), addr, conn_id, &outbox, pushed)?;
+            Ok(confirmation)
+        }
+    }
+
     /// Queues a clone of `message` for every connected peer, logging (and skipping) the peers
     /// it could not queue for. Fails only with `Unsupported`, when writing is not enabled.
     #[deprecated(
@@ -381,9 +503,17 @@ fn enqueue<W: Writing>(
     message: W::Message,
     confirm: Option<Confirmation>,
 ) -> io::Result<()> {
+    let (outbox, conn_id) = find_outbox(this, addr)?;
+    let pushed = outbox.push(message, confirm);
+    pushed_or_error(this.node(), addr, conn_id, &outbox, pushed)
+}
+
+type OutboxOf<W> = Outbox<<W as Writing>::Codec, <W as Writing>::Message>;
+
+/// The outbox of the connection with `addr`, and the connection's id.
+fn find_outbox<W: Writing>(this: &W, addr: SocketAddr) -> io::Result<(Arc<OutboxOf<W>>, u64)> {
     ensure_enabled(this)?;
-    let node = this.node();
-    let (outbox, conn_id) = node.registry().with_entry(addr, |entry| {
+    this.node().registry().with_entry(addr, |entry| {
         let entry = entry.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -396,16 +526,27 @@ fn enqueue<W: Writing>(
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotConnected, format!("no writer for {addr}"))
             })?
-            .downcast_ref::<Arc<Outbox<W::Codec, W::Message>>>()
+            .downcast_ref::<Arc<OutboxOf<W>>>()
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::Unsupported,
                     "this node's Writing protocol sends a different Message type",
                 )
             })?;
-        Ok::<_, io::Error>((outbox.clone(), entry.id))
-    })?;
-    match outbox.push(message, confirm) {
+        Ok((outbox.clone(), entry.id))
+    })
+}
+
+/// Turns the outcome of a push into the sender's result; an encoder panic stops the outbox
+/// and tears the connection down.
+fn pushed_or_error<C, M>(
+    node: &Node,
+    addr: SocketAddr,
+    conn_id: u64,
+    outbox: &Outbox<C, M>,
+    pushed: Result<(), PushError>,
+) -> io::Result<()> {
+    match pushed {
         Ok(()) => Ok(()),
         Err(PushError::Full) => Err(io::Error::new(
             io::ErrorKind::QuotaExceeded,
@@ -414,6 +555,11 @@ fn enqueue<W: Writing>(
         Err(PushError::Stopped) => Err(io::Error::new(
             io::ErrorKind::BrokenPipe,
             format!("the writer for {addr} has stopped"),
+        )),
+        Err(PushError::Closed) => Err(closed_error(node, addr, outbox)),
+        Err(PushError::TimedOut) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the outbound queue for {addr} stayed full for the whole write timeout"),
         )),
         Err(PushError::Encode(e)) => Err(e),
         Err(PushError::EncoderPanicked(confirm)) => {
@@ -432,6 +578,24 @@ fn enqueue<W: Writing>(
     }
 }
 
+/// What a sender waiting for room is told when the outbox stops: the write failure or the
+/// shutdown that stopped it, or else `BrokenPipe` (the connection was torn down).
+fn closed_error<C, M>(node: &Node, addr: SocketAddr, outbox: &Outbox<C, M>) -> io::Error {
+    if let Some((kind, reason)) = &lock(&outbox.pending).failure {
+        return io::Error::new(
+            *kind,
+            format!("the connection to {addr} failed while waiting for room: {reason}"),
+        );
+    }
+    if node.is_shutting_down() {
+        return ShuttingDown::error();
+    }
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("the connection to {addr} closed while waiting for room in its queue"),
+    )
+}
+
 /// The connection's writer task: wait for a batch, take it whole, write it, confirm it.
 async fn write_loop<W: Writing>(
     outbox: Arc<Outbox<W::Codec, W::Message>>,
@@ -439,7 +603,7 @@ async fn write_loop<W: Writing>(
     ctx: ConnCtx,
 ) {
     let _disconnect_when_done = ctx.guard(DisconnectOrigin::Writing, false);
-    let _stop_when_done = StopOnDrop(&outbox.pending, &outbox.ready);
+    let _stop_when_done = StopOnDrop(&outbox);
     let (mut batch, mut confirms) = (BytesMut::new(), Vec::new());
     let timeout = Duration::from_millis(W::TIMEOUT_MS);
 
@@ -456,7 +620,9 @@ async fn write_loop<W: Writing>(
                     std::mem::swap(&mut pending.confirms, &mut confirms);
                     pending.writing = true;
                     let pre_written = std::mem::take(&mut pending.pre_written);
-                    break (std::mem::take(&mut pending.count), pre_written);
+                    let count = std::mem::take(&mut pending.count);
+                    outbox.made_room(&mut *pending);
+                    break (count, pre_written);
                 }
             }
             outbox.ready.notified().await;
@@ -490,6 +656,7 @@ async fn write_loop<W: Writing>(
             }
             Err(e) => {
                 debug!(parent: ctx.info.span(), "couldn't write to {}: {e}", ctx.addr());
+                lock(&outbox.pending).failure = Some((e.kind(), e.to_string()));
                 for confirm in confirms.drain(..) {
                     let _ = confirm.send(Err(io::Error::new(e.kind(), e.to_string())));
                 }
@@ -500,18 +667,21 @@ async fn write_loop<W: Writing>(
 }
 
 /// Stops the outbox when the writer task ends, however it ends (error, abort, panic), so that
-/// senders get `BrokenPipe` instead of filling a queue nobody drains.
-struct StopOnDrop<'a, C>(&'a Mutex<Pending<C>>, &'a Notify);
+/// senders get `BrokenPipe` instead of filling a queue nobody drains, and those waiting for
+/// room wake up to be told.
+struct StopOnDrop<'a, C, M>(&'a Outbox<C, M>);
 
-impl<C> Drop for StopOnDrop<'_, C> {
+impl<C, M> Drop for StopOnDrop<'_, C, M> {
     fn drop(&mut self) {
-        let mut pending = lock(self.0);
+        let mut pending = lock(&self.0.pending);
         pending.stopped = true;
         pending.buf = BytesMut::new();
         pending.count = 0;
+        pending.room_wanted = false;
         let unsent = std::mem::take(&mut pending.confirms);
         drop(pending);
         drop(unsent);
-        self.1.notify_one();
+        self.0.ready.notify_one();
+        self.0.room.notify_waiters();
     }
 }

@@ -1,0 +1,273 @@
+//! `send_to_many`: one message to many peers, what to do with a peer whose outbound queue is
+//! full ([`WhenFull`]), and what happened at each peer ([`SendReport`]).
+
+use std::{io, net::SocketAddr, sync::atomic::Ordering};
+
+use tokio::task::JoinSet;
+
+use super::ext;
+use crate::{Message, codec::Encoded, protocols::Writing};
+
+/// What the generated `send_to_many_with` does with a peer whose outbound queue is full
+/// (its `write_queue` messages are waiting for the socket: the peer reads slower than the
+/// node sends). The message is queued for every other peer first, so a full peer never
+/// delays the others' copy of this message; the policy says what happens to its own.
+///
+/// ```
+/// # use pea2pea::dsl::WhenFull;
+/// assert_eq!(WhenFull::default(), WhenFull::Wait);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WhenFull {
+    /// Wait for room in that peer's queue, for at most the protocol's `write_timeout`, then
+    /// queue the message ([`SendOutcome::Queued`]) or report why not
+    /// ([`SendOutcome::Failed`]; `TimedOut` after the write timeout). A peer that keeps up
+    /// never loses a message, and the slowest peer sets the sender's pace: the call returns
+    /// once every full peer has room. Several full peers are waited for at the same time.
+    #[default]
+    Wait,
+    /// Skip that peer for this message ([`SendOutcome::Dropped`]), and count it in
+    /// [`dsl::messages_dropped`](super::messages_dropped). The call never waits; a peer that
+    /// falls behind misses messages, which the caller sees in the report.
+    Drop,
+    /// Disconnect that peer ([`SendOutcome::Disconnected`]; origin `User`, with its
+    /// `on_disconnect`), and count it in
+    /// [`dsl::slow_peers_disconnected`](super::slow_peers_disconnected). The call waits for
+    /// the teardowns, which run concurrently. Raise `write_queue` to tolerate short stalls.
+    Disconnect,
+}
+
+/// What happened to one peer's copy of a message sent with `send_to_many`.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Queued for the socket: it will be written unless the connection fails first (which
+    /// ends the connection). Like `send_fast`, this does not wait for the write.
+    Queued,
+    /// Not sent: the peer's queue was full and the policy was [`WhenFull::Drop`].
+    Dropped,
+    /// Not sent: the peer's queue was full and the policy was [`WhenFull::Disconnect`], so the
+    /// peer was disconnected.
+    Disconnected,
+    /// Not sent, for this reason: `NotConnected` (no such peer), `TimedOut` (it stayed full
+    /// for the whole write timeout under [`WhenFull::Wait`]), the connection's failure, or
+    /// the encoder's error.
+    Failed(io::Error),
+}
+
+impl SendOutcome {
+    /// Whether the message was queued for this peer.
+    pub fn is_queued(&self) -> bool {
+        matches!(self, Self::Queued)
+    }
+}
+
+/// What `send_to_many` did for each peer, in the order the peers were given.
+///
+/// ```
+/// # use pea2pea::dsl::{SendOutcome, SendReport};
+/// # fn f(report: SendReport) {
+/// if !report.all_queued() {
+///     for (peer, outcome) in report.iter() {
+///         if let SendOutcome::Failed(e) = outcome {
+///             eprintln!("couldn't send to {peer}: {e}");
+///         }
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct SendReport {
+    outcomes: Vec<(SocketAddr, SendOutcome)>,
+}
+
+impl SendReport {
+    /// Every peer with its outcome.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &SendOutcome)> {
+        self.outcomes.iter().map(|(addr, outcome)| (*addr, outcome))
+    }
+
+    /// The outcome for `addr`, if it was one of the peers.
+    pub fn get(&self, addr: SocketAddr) -> Option<&SendOutcome> {
+        self.iter().find(|(a, _)| *a == addr).map(|(_, o)| o)
+    }
+
+    /// Whether the message was queued for every peer.
+    pub fn all_queued(&self) -> bool {
+        self.outcomes.iter().all(|(_, o)| o.is_queued())
+    }
+
+    /// How many peers it was queued for.
+    pub fn queued(&self) -> usize {
+        self.count(|o| matches!(o, SendOutcome::Queued))
+    }
+
+    /// How many peers missed it under [`WhenFull::Drop`].
+    pub fn dropped(&self) -> usize {
+        self.count(|o| matches!(o, SendOutcome::Dropped))
+    }
+
+    /// How many peers were disconnected under [`WhenFull::Disconnect`].
+    pub fn disconnected(&self) -> usize {
+        self.count(|o| matches!(o, SendOutcome::Disconnected))
+    }
+
+    /// The peers it could not be sent to, with why.
+    pub fn failures(&self) -> impl Iterator<Item = (SocketAddr, &io::Error)> {
+        self.iter().filter_map(|(addr, outcome)| match outcome {
+            SendOutcome::Failed(e) => Some((addr, e)),
+            _ => None,
+        })
+    }
+
+    /// The number of peers.
+    pub fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Whether there were no peers.
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
+    fn count(&self, f: impl Fn(&SendOutcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| f(o)).count()
+    }
+}
+
+impl IntoIterator for SendReport {
+    type Item = (SocketAddr, SendOutcome);
+    type IntoIter = std::vec::IntoIter<(SocketAddr, SendOutcome)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.outcomes.into_iter()
+    }
+}
+
+/// Encodes `message` once and sends the same bytes to every address.
+pub async fn send_to_many_encoded<W, M>(
+    this: &W,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    message: &M,
+    when_full: WhenFull,
+) -> SendReport
+where
+    W: Writing,
+    W::Message: From<Encoded<M>> + 'static,
+    M: Message,
+{
+    let encoded = Encoded::new(message);
+    let addrs = addrs.into_iter().collect();
+    fan_out(this, addrs, || encoded.clone().into(), when_full).await
+}
+
+/// Sends a clone of `message` to every address (a user codec encodes each one itself).
+pub async fn send_to_many_cloned<W, M>(
+    this: &W,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    message: &M,
+    when_full: WhenFull,
+) -> SendReport
+where
+    W: Writing,
+    W::Message: From<M> + 'static,
+    M: Clone,
+{
+    let addrs = addrs.into_iter().collect();
+    fan_out(this, addrs, || message.clone().into(), when_full).await
+}
+
+/// Queues a message made by `make` for every peer that has room, then applies `when_full` to
+/// the others, all at once.
+async fn fan_out<W>(
+    this: &W,
+    addrs: Vec<SocketAddr>,
+    make: impl Fn() -> W::Message,
+    when_full: WhenFull,
+) -> SendReport
+where
+    W: Writing,
+    W::Message: 'static,
+{
+    let mut full = Vec::new();
+    let outcomes = addrs
+        .into_iter()
+        .enumerate()
+        .map(|(i, addr)| match this.unicast_fast(addr, make()) {
+            Ok(()) => (addr, SendOutcome::Queued),
+            Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => {
+                full.push(i);
+                (addr, SendOutcome::Dropped) // settled below
+            }
+            Err(e) => (addr, SendOutcome::Failed(e)),
+        })
+        .collect();
+    let mut report = SendReport { outcomes };
+    if !full.is_empty() {
+        settle_full(this, &mut report, &full, make, when_full).await;
+    }
+    report
+}
+
+/// Applies the policy to the peers (indices of `report`) whose queue was full.
+async fn settle_full<W>(
+    this: &W,
+    report: &mut SendReport,
+    full: &[usize],
+    make: impl Fn() -> W::Message,
+    when_full: WhenFull,
+) where
+    W: Writing,
+    W::Message: 'static,
+{
+    let ext = ext::of(this.node());
+    let mut settling = JoinSet::new();
+    for &i in full {
+        let (addr, outcome) = &mut report.outcomes[i];
+        let addr = *addr;
+        if when_full == WhenFull::Drop {
+            *outcome = SendOutcome::Dropped;
+            ext.messages_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // what the peer is told if its task below never reports (the runtime is going away)
+        *outcome = SendOutcome::Failed(io::Error::other("the send was cut short"));
+        let this = this.clone();
+        match when_full {
+            WhenFull::Drop => {}
+            WhenFull::Wait => {
+                let message = make();
+                settling.spawn(async move {
+                    match this.unicast_when_ready(addr, message).await {
+                        Ok(_written) => (i, SendOutcome::Queued),
+                        Err(e) => (i, SendOutcome::Failed(e)),
+                    }
+                });
+            }
+            WhenFull::Disconnect => {
+                let ext = ext.clone();
+                settling.spawn(async move {
+                    let node = this.node();
+                    let Some(id) = node.connection_info(addr).map(|info| info.id()) else {
+                        return (i, SendOutcome::Failed(not_connected(addr)));
+                    };
+                    if node.disconnect_connection(addr, id).await {
+                        ext.slow_peers_disconnected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (i, SendOutcome::Disconnected)
+                });
+            }
+        }
+    }
+    while let Some(settled) = settling.join_next().await {
+        if let Ok((i, outcome)) = settled {
+            report.outcomes[i].1 = outcome;
+        }
+    }
+}
+
+fn not_connected(addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        format!("not connected to {addr}"),
+    )
+}
