@@ -1,4 +1,4 @@
-//! Lifecycle: listener, connect, disconnect: LIFE-01 .. LIFE-05, CONN-01 .. CONN-17.
+//! Lifecycle: listener, connect, disconnect: LIFE-01 .. LIFE-06, CONN-01 .. CONN-19 (LIFE-06: `start_listening`; CONN-18, CONN-19: connection ids, `connection_closed`, `disconnect_connection`).
 
 use std::{
     io::{self, ErrorKind},
@@ -883,4 +883,137 @@ async fn conn_02_responder_keys_by_peer_ephemeral_addr() {
     wait_until(SEC, || node.processed() == 1).await;
     assert_eq!(node.state.inbox.lock().unwrap()[0].0, local);
     node.node.shut_down().await;
+}
+
+// LIFE-06: start_listening is idempotent: concurrent calls bind once and all return the same
+// address; it starts the listener again after toggle_listener stopped it; it fails like
+// toggle_listener without an address or after shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn life_06_start_listening_is_idempotent() {
+    let node = Node::new(test_config());
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let node = node.clone();
+            tokio::spawn(async move { node.start_listening().await })
+        })
+        .collect();
+    let mut addrs = Vec::new();
+    for start in starts {
+        addrs.push(start.await.unwrap().unwrap());
+    }
+    assert!(addrs.iter().all(|a| *a == addrs[0]), "{addrs:?}");
+    assert_eq!(node.listening_addr().await.unwrap(), addrs[0]);
+    assert!(dial_succeeds(addrs[0]).await);
+
+    // toggle_listener still stops it; start_listening starts it again
+    assert_eq!(node.toggle_listener().await.unwrap(), None);
+    let again = node.start_listening().await.unwrap();
+    assert_eq!(node.listening_addr().await.unwrap(), again);
+    assert!(dial_succeeds(again).await);
+
+    node.shut_down().await;
+    let err = node.start_listening().await.unwrap_err();
+    assert!(pea2pea::ShuttingDown::caused(&err), "{err}");
+
+    let no_addr = Node::new(Config {
+        listener_addr: None,
+        ..test_config()
+    });
+    let err = no_addr.start_listening().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+}
+
+// CONN-18: connection_closed(addr, id) resolves once that connection's teardown has finished:
+// after its on_disconnect ran and after it was removed; every copy resolves; another
+// connection closing does not resolve it; for a connection already gone it resolves at once.
+#[tokio::test]
+async fn conn_18_connection_closed_resolves_after_the_teardown() {
+    let a = Peer::new(test_config());
+    a.enable_all().await;
+    let b = Node::new(test_config());
+    let c = Node::new(test_config());
+    let (b_addr, c_addr) = (start_listening(&b).await, start_listening(&c).await);
+    a.node.connect(b_addr).await.unwrap();
+    a.node.connect(c_addr).await.unwrap();
+    let id = a.node.connection_info(b_addr).unwrap().id();
+
+    let watchers: Vec<_> = (0..3)
+        .map(|_| {
+            let closed = a.node.connection_closed(b_addr, id);
+            let a = a.clone();
+            tokio::spawn(async move {
+                closed.await;
+                // what the watcher sees when it wakes
+                (a.node.is_connected(b_addr), a.disconnects())
+            })
+        })
+        .collect();
+    assert!(a.node.disconnect(c_addr).await);
+    sleep(Duration::from_millis(100)).await;
+    assert!(
+        watchers.iter().all(|w| !w.is_finished()),
+        "resolved while the connection was up"
+    );
+
+    assert!(a.node.disconnect(b_addr).await);
+    for watcher in watchers {
+        let (connected, disconnects) = timeout(SEC, watcher)
+            .await
+            .expect("connection_closed did not resolve after the teardown")
+            .unwrap();
+        assert!(!connected, "resolved before the removal");
+        assert!(
+            disconnects.contains(&(b_addr, DisconnectOrigin::User)),
+            "resolved before on_disconnect ran: {disconnects:?}"
+        );
+    }
+    // already gone: at once
+    assert!(
+        timeout(Duration::ZERO, a.node.connection_closed(b_addr, id))
+            .await
+            .is_ok()
+    );
+    shut_down_all([&a.node, &b, &c]).await;
+}
+
+// CONN-19: ids are never reused, and a stale id never matches the newer connection at the same
+// address: its closed future resolves at once and its scoped disconnect does nothing, while
+// the newer id works.
+#[tokio::test]
+async fn conn_19_a_stale_id_never_matches_a_newer_connection() {
+    let a = Peer::new(test_config());
+    a.enable_all().await;
+    let b = Node::new(test_config());
+    let b_addr = start_listening(&b).await;
+
+    a.node.connect(b_addr).await.unwrap();
+    let old = a.node.connection_info(b_addr).unwrap().id();
+    assert!(a.node.disconnect_connection(b_addr, old).await);
+    assert!(!a.node.is_connected(b_addr));
+    a.node.connect(b_addr).await.unwrap();
+    let new = a.node.connection_info(b_addr).unwrap().id();
+    assert_ne!(old, new, "a connection id was reused");
+
+    assert!(
+        timeout(Duration::ZERO, a.node.connection_closed(b_addr, old))
+            .await
+            .is_ok(),
+        "a stale id waited on the newer connection"
+    );
+    assert!(!a.node.disconnect_connection(b_addr, old).await);
+    assert!(
+        a.node.is_connected(b_addr),
+        "a stale id disconnected the newer connection"
+    );
+
+    let closed = a.node.connection_closed(b_addr, new);
+    assert!(a.node.disconnect_connection(b_addr, new).await);
+    timeout(SEC, closed)
+        .await
+        .expect("the newer connection's closed future did not resolve");
+    assert_eq!(
+        a.disconnect_origins(),
+        vec![DisconnectOrigin::User, DisconnectOrigin::User]
+    );
+    shut_down_all([&a.node, &b]).await;
 }

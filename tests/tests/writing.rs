@@ -1,4 +1,4 @@
-//! Writing: WR-01 .. WR-08.
+//! Writing: WR-01 .. WR-12 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room).
 
 use std::{
     io::{self, ErrorKind},
@@ -567,4 +567,235 @@ async fn wr_07_stale_writer_cleanup_spares_new_sender() {
     })
     .await;
     shut_down_all([&node.node, &peer.node]).await;
+}
+
+// ---- unicast_when_ready: WR-09 .. WR-12 ----
+
+/// A writer with a queue of one message and a 300 ms write timeout.
+#[derive(Clone)]
+struct TightPipe(Node);
+
+impl Pea2Pea for TightPipe {
+    fn node(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl Writing for TightPipe {
+    const MESSAGE_QUEUE_DEPTH: usize = 1;
+    const TIMEOUT_MS: u64 = 300;
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+/// A reader that records every payload and pauses now and then, so that its sender's socket
+/// and queue fill up.
+#[derive(Clone)]
+struct SlowReader {
+    node: Node,
+    inbox: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl Pea2Pea for SlowReader {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Reading for SlowReader {
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+    async fn process_message(&self, _: SocketAddr, message: Bytes) {
+        let n = {
+            let mut inbox = self.inbox.lock().unwrap();
+            inbox.push(message);
+            inbox.len()
+        };
+        if n % 64 == 0 {
+            sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Message `i`: its number, then filler up to 1000 bytes.
+fn numbered(i: u32) -> Bytes {
+    let mut msg = BytesMut::with_capacity(1000);
+    msg.put_u32(i);
+    msg.resize(1000, 0xab);
+    msg.freeze()
+}
+
+// WR-09: with a queue of one, a 4 KiB send buffer and a reader that pauses, a sender that
+// waits for room gets every message through, in order, never refused (`unicast` would be
+// refused over and over here: see WR-02).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wr_09_waiting_unicast_delivers_everything_in_order() {
+    const N: u32 = 3000;
+    let receiver = SlowReader {
+        node: Node::new(test_config()),
+        inbox: Default::default(),
+    };
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let sender = TightPipe(Node::new(test_config()));
+    sender.enable_writing().await;
+    sender
+        .0
+        .connect_using_socket(addr, raw::small_send_buffer_socket())
+        .await
+        .unwrap();
+
+    let mut last = None;
+    for i in 0..N {
+        let queued = timeout(10 * SEC, sender.unicast_when_ready(addr, numbered(i)))
+            .await
+            .expect("a wait for room hung");
+        last = Some(queued.unwrap_or_else(|e| panic!("message {i} was refused: {e}")));
+    }
+    let written = timeout(10 * SEC, last.unwrap())
+        .await
+        .expect("the last write hung");
+    assert!(matches!(written, Ok(Ok(()))), "{written:?}");
+    wait_until_10s("every message to arrive", || {
+        receiver.inbox.lock().unwrap().len() == N as usize
+    })
+    .await;
+    let inbox = receiver.inbox.lock().unwrap().clone();
+    for (i, msg) in inbox.iter().enumerate() {
+        assert_eq!(
+            msg[..4],
+            (i as u32).to_be_bytes(),
+            "message {i} is out of order"
+        );
+    }
+    shut_down_all([&sender.0, &receiver.node]).await;
+}
+
+// WR-10: a peer that never reads: the waiting sender fails with TimedOut (the write timeout),
+// not QuotaExceeded and not an unbounded wait; the connection is torn down (WR-03).
+#[tokio::test]
+async fn wr_10_waiting_unicast_times_out_when_the_peer_never_reads() {
+    let sender = TightPipe(Node::new(test_config()));
+    sender.enable_writing().await;
+    let listener = raw::small_buffer_listener();
+    let addr = listener.local_addr().unwrap();
+    sender
+        .0
+        .connect_using_socket(addr, raw::small_send_buffer_socket())
+        .await
+        .unwrap();
+    let (_never_read, _) = listener.accept().await.unwrap();
+
+    let err = timeout(10 * SEC, async {
+        loop {
+            if let Err(e) = sender
+                .unicast_when_ready(addr, Bytes::from(vec![1u8; 60_000]))
+                .await
+            {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the waiting sender never gave up");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    // the stalled batch's own timeout, which may end just after the sender's wait
+    wait_until_10s("the write timeout to be counted", || {
+        sender.0.heuristics().write_timeouts() >= 1
+    })
+    .await;
+    wait_until_10s("the connection to be torn down", || {
+        !sender.0.is_connected(addr)
+    })
+    .await;
+    sender.0.shut_down().await;
+}
+
+/// A [`PatientPipe`]-like writer (10 s write timeout) with a queue of one message, connected
+/// with a 4 KiB send buffer to a raw peer that never reads, its queue full. Returns what must
+/// stay alive for the test.
+async fn full_patient_pipe() -> (QueueOfOne, SocketAddr, TcpListener, TcpStream) {
+    let node = QueueOfOne(Node::new(test_config()));
+    node.enable_writing().await;
+    let listener = raw::small_buffer_listener();
+    let addr = listener.local_addr().unwrap();
+    node.0
+        .connect_using_socket(addr, raw::small_send_buffer_socket())
+        .await
+        .unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    // the first message fills the socket buffers and the writer stalls on it; the next one
+    // fills the queue
+    timeout(10 * SEC, async {
+        while node
+            .unicast_fast(addr, Bytes::from(vec![1u8; 60_000]))
+            .is_ok()
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the queue never filled up");
+    (node, addr, listener, stream)
+}
+
+// WR-11: a sender waiting for room is told as soon as the connection is torn down (BrokenPipe),
+// long before the 10 s write timeout; meanwhile `unicast` keeps refusing at once (WR-02).
+#[tokio::test]
+async fn wr_11_waiting_unicast_fails_promptly_when_the_connection_closes() {
+    let (node, addr, _l, _s) = full_patient_pipe().await;
+    let waiting = tokio::spawn({
+        let node = node.clone();
+        async move {
+            node.unicast_when_ready(addr, Bytes::from_static(b"late"))
+                .await
+        }
+    });
+    sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "it returned while the queue was full"
+    );
+    let err = node.unicast(addr, Bytes::from_static(b"x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+
+    assert!(node.0.disconnect(addr).await);
+    let err = timeout(5 * SEC, waiting)
+        .await
+        .expect("the waiting sender was not told of the teardown")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
+    node.0.shut_down().await;
+}
+
+// WR-12: a sender waiting for room when the node shuts down gets the ShuttingDown error.
+#[tokio::test]
+async fn wr_12_waiting_unicast_reports_shutdown() {
+    let (node, addr, _l, _s) = full_patient_pipe().await;
+    let waiting = tokio::spawn({
+        let node = node.clone();
+        async move {
+            node.unicast_when_ready(addr, Bytes::from_static(b"late"))
+                .await
+        }
+    });
+    sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "it returned while the queue was full"
+    );
+    node.0.shut_down().await;
+    let err = timeout(5 * SEC, waiting)
+        .await
+        .expect("the waiting sender was not told of the shutdown")
+        .unwrap()
+        .unwrap_err();
+    assert!(pea2pea::ShuttingDown::caused(&err), "{err}");
 }

@@ -37,3 +37,44 @@ fn find<T: Send + Sync + 'static>(list: &[(TypeId, Arc<dyn Any + Send + Sync>)])
     let (_, value) = list.iter().find(|(id, _)| *id == TypeId::of::<T>())?;
     value.clone().downcast().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Counter(AtomicU32);
+
+    #[derive(Default)]
+    struct Other(u8);
+
+    // EXT-01: one value per type, made once however many threads ask at the same time; a
+    // lookup that does not create never makes one.
+    #[test]
+    fn ext_01_one_value_per_type() {
+        let ext = Arc::new(Extensions::default());
+        assert!(ext.get::<Counter>().is_none());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let ext = ext.clone();
+                std::thread::spawn(move || {
+                    ext.get_or_default::<Counter>()
+                        .0
+                        .fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(ext.get::<Counter>().unwrap().0.load(Ordering::Relaxed), 8);
+        assert!(ext.get::<Other>().is_none());
+        assert_eq!(ext.get_or_default::<Other>().0, 0);
+        assert!(Arc::ptr_eq(
+            &ext.get::<Counter>().unwrap(),
+            &ext.get_or_default::<Counter>()
+        ));
+    }
+}
