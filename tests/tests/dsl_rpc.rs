@@ -1,9 +1,14 @@
 //! Typed request/response over loopback: correlation under load, a peer that goes away, a
-//! call the peer does not serve, and a client that only calls.
+//! call the peer does not serve, a client that only calls, and one with a hand-written
+//! `OnDisconnect` (DSL-06).
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+use std::sync::{Arc, Mutex};
+
+use pea2pea::{
+    Config, DisconnectOrigin, Message, Node, Pea2Pea, dsl, protocol, protocols::OnDisconnect,
+};
 use pea2pea_tests::wait_until_10s;
 
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -180,5 +185,66 @@ async fn a_call_the_peer_does_not_serve_gets_its_reason() {
         Squared(9)
     );
     client.node().shut_down().await;
+    server.node().shut_down().await;
+}
+
+/// A caller whose `OnDisconnect` is written by hand, beside its rpc lines.
+#[pea2pea::node]
+#[derive(Clone)]
+struct Watcher {
+    node: Node,
+    left: Arc<Mutex<Vec<(SocketAddr, DisconnectOrigin)>>>,
+}
+
+protocol! {
+    Watcher speaks Note {
+        on Note::Text(_) => {},
+        rpc Square -> Squared,
+        rpc Stall -> Never,
+    }
+}
+
+impl OnDisconnect for Watcher {
+    async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
+        self.left.lock().unwrap().push((addr, origin));
+    }
+}
+
+// DSL-06: rpc lines no longer need the DSL's own OnDisconnect (calls end on the connection's
+// closed notification), so a node with rpc lines can have a hand-written one: both its hook
+// and its calls work, and a call still ends as soon as the peer hangs up.
+#[tokio::test]
+async fn dsl_06_rpc_beside_a_hand_written_on_disconnect() {
+    let server = Server {
+        node: node("server"),
+    };
+    let server_addr = server.start().await.unwrap();
+    let watcher = Watcher {
+        node: node("watcher"),
+        left: Default::default(),
+    };
+    watcher.enable_protocols().await;
+    watcher.enable_on_disconnect().await;
+    watcher.node().connect(server_addr).await.unwrap();
+
+    assert_eq!(
+        watcher.call(server_addr, Square(4)).await.unwrap(),
+        Squared(16)
+    );
+    let err = tokio::time::timeout(Duration::from_secs(4), watcher.call(server_addr, Stall))
+        .await
+        .expect("the call must end when the peer hangs up, before its own 10 s timeout")
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "{err}");
+    wait_until_10s("the hand-written on_disconnect to run", || {
+        !watcher.left.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        *watcher.left.lock().unwrap(),
+        vec![(server_addr, DisconnectOrigin::Reading)]
+    );
+    assert_eq!(dsl::calls_in_flight(watcher.node()), 0);
+    watcher.node().shut_down().await;
     server.node().shut_down().await;
 }
