@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use pea2pea::{
-    Config, ConnectionSide, Message, MessageCodec, Node, Pea2Pea, protocol,
+    Config, ConnectionSide, Encoded, Message, MessageCodec, Node, Outgoing, Pea2Pea, protocol,
     protocols::{Reading, Writing},
 };
 use pea2pea_benches::workloads::{Counter, config};
@@ -73,7 +73,8 @@ impl Reading for HandPeer {
 impl Writing for HandPeer {
     const MESSAGE_QUEUE_DEPTH: usize = QUEUE;
 
-    type Message = Load;
+    // a message, or one encoded once for many peers: what the DSL node sends too
+    type Message = Outgoing<Load>;
     type Codec = MessageCodec<Load>;
 
     fn codec(&self, _addr: SocketAddr, _side: ConnectionSide) -> Self::Codec {
@@ -88,6 +89,14 @@ trait Bench: Clone + Send + Sync + 'static {
     fn base(&self) -> &Node;
     async fn begin(&self) -> SocketAddr;
     fn push(&self, addr: SocketAddr, load: Load) -> io::Result<()>;
+    /// Waits for room, then for the write.
+    fn push_confirmed(
+        &self,
+        addr: SocketAddr,
+        load: Load,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+    /// The same message to every peer, waiting for room in full queues.
+    async fn push_to_many(&self, addrs: &[SocketAddr], load: &Load);
 }
 
 impl Bench for DslPeer {
@@ -108,6 +117,13 @@ impl Bench for DslPeer {
     }
     fn push(&self, addr: SocketAddr, load: Load) -> io::Result<()> {
         self.send_fast(addr, load)
+    }
+    async fn push_confirmed(&self, addr: SocketAddr, load: Load) -> io::Result<()> {
+        self.send(addr, load).await
+    }
+    async fn push_to_many(&self, addrs: &[SocketAddr], load: &Load) {
+        let report = self.send_to_many(addrs.iter().copied(), load).await;
+        assert!(report.all_queued(), "{report:?}");
     }
 }
 
@@ -130,7 +146,31 @@ impl Bench for HandPeer {
         self.node.toggle_listener().await.unwrap().unwrap()
     }
     fn push(&self, addr: SocketAddr, load: Load) -> io::Result<()> {
-        self.unicast_fast(addr, load)
+        self.unicast_fast(addr, Outgoing::Message(load))
+    }
+    async fn push_confirmed(&self, addr: SocketAddr, load: Load) -> io::Result<()> {
+        let written = self
+            .unicast_when_ready(addr, Outgoing::Message(load))
+            .await?;
+        written
+            .await
+            .map_err(|_| io::ErrorKind::ConnectionAborted)?
+    }
+    async fn push_to_many(&self, addrs: &[SocketAddr], load: &Load) {
+        // encode once; queue where there is room, then wait for the full ones in turn
+        let encoded = Encoded::new(load);
+        let mut full = Vec::new();
+        for &addr in addrs {
+            match self.unicast_fast(addr, Outgoing::Encoded(encoded.clone())) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => full.push(addr),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for addr in full {
+            let sent = self.unicast_when_ready(addr, Outgoing::Encoded(encoded.clone()));
+            sent.await.unwrap();
+        }
     }
 }
 
@@ -166,17 +206,103 @@ async fn stream<B: Bench>(count: usize, size: usize) -> Duration {
     elapsed
 }
 
-async fn compare(name: &str, unit: &str, scale: f64, count: usize, size: usize) {
+/// `senders` tasks each send `count / senders` messages of `size` bytes to one receiver with
+/// a confirmed send (wait for room, then for the write), more at once than the queue holds.
+async fn confirmed_stream<B: Bench>(senders: usize, count: usize, size: usize) -> Duration {
+    let receiver = B::make(config());
+    let addr = receiver.begin().await;
+    let sender = B::make(config());
+    sender.begin().await;
+    sender.base().connect(addr).await.unwrap();
+    let payload = Bytes::from(vec![7u8; size]);
+    let begin = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|_| {
+            let (sender, payload) = (sender.clone(), payload.clone());
+            tokio::spawn(async move {
+                for _ in 0..count / senders {
+                    sender
+                        .push_confirmed(addr, Load::Blob(payload.clone()))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    receiver
+        .counter()
+        .wait_for((count / senders * senders * size) as u64)
+        .await;
+    let elapsed = begin.elapsed();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    sender.base().shut_down().await;
+    receiver.base().shut_down().await;
+    elapsed
+}
+
+/// One hub sends `count` messages of `size` bytes, each to all of `peers` receivers.
+async fn fan_out<B: Bench>(peers: usize, count: usize, size: usize) -> Duration {
+    let hub = B::make(config());
+    hub.begin().await;
+    let mut receivers = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..peers {
+        let receiver = B::make(config());
+        let addr = receiver.begin().await;
+        hub.base().connect(addr).await.unwrap();
+        receivers.push(receiver);
+        addrs.push(addr);
+    }
+    let load = Load::Blob(Bytes::from(vec![7u8; size]));
+    let begin = Instant::now();
+    for _ in 0..count {
+        hub.push_to_many(&addrs, &load).await;
+    }
+    for receiver in &receivers {
+        receiver.counter().wait_for((count * size) as u64).await;
+    }
+    let elapsed = begin.elapsed();
+    hub.base().shut_down().await;
+    for receiver in &receivers {
+        receiver.base().shut_down().await;
+    }
+    elapsed
+}
+
+/// The median of 11 alternating runs of `run` for each kind of node, as a rate.
+async fn compare_with<D, H>(
+    name: &str,
+    unit: &str,
+    per_run: f64,
+    mut dsl_run: impl FnMut() -> D,
+    mut hand_run: impl FnMut() -> H,
+) where
+    D: Future<Output = Duration>,
+    H: Future<Output = Duration>,
+{
     let (mut dsl, mut hand) = (Vec::new(), Vec::new());
     for _ in 0..11 {
-        dsl.push(scale * count as f64 / stream::<DslPeer>(count, size).await.as_secs_f64());
-        hand.push(scale * count as f64 / stream::<HandPeer>(count, size).await.as_secs_f64());
+        dsl.push(per_run / dsl_run().await.as_secs_f64());
+        hand.push(per_run / hand_run().await.as_secs_f64());
     }
     for v in [&mut dsl, &mut hand] {
         v.sort_by(|a, b| a.total_cmp(b));
     }
     let (d, h) = (dsl[dsl.len() / 2], hand[hand.len() / 2]);
     println!("| {name} | {unit} | {d:.2} | {h:.2} | {:.3} |", d / h);
+}
+
+async fn compare(name: &str, unit: &str, scale: f64, count: usize, size: usize) {
+    compare_with(
+        name,
+        unit,
+        scale * count as f64,
+        || stream::<DslPeer>(count, size),
+        || stream::<HandPeer>(count, size),
+    )
+    .await;
 }
 
 #[tokio::main]
@@ -191,6 +317,25 @@ async fn main() {
         32.0 * 1024.0 / (1u64 << 30) as f64,
         10_000,
         32 * 1024,
+    )
+    .await;
+    // 256 senders share a queue of 128: most sends find it full and wait for room
+    let (senders, count) = (256, 100_000);
+    compare_with(
+        "send(..).await, full queue, 256 senders, 64 B",
+        "Mmsg/s",
+        1e-6 * count as f64,
+        || confirmed_stream::<DslPeer>(senders, count, 64),
+        || confirmed_stream::<HandPeer>(senders, count, 64),
+    )
+    .await;
+    let (peers, count) = (10, 20_000);
+    compare_with(
+        "send_to_many, 10 peers, 64 B",
+        "Mmsg/s delivered",
+        1e-6 * (peers * count) as f64,
+        || fan_out::<DslPeer>(peers, count, 64),
+        || fan_out::<HandPeer>(peers, count, 64),
     )
     .await;
 }
