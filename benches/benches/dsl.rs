@@ -174,13 +174,19 @@ impl Bench for HandPeer {
     }
 }
 
-/// One sender streams `count` messages of `size` bytes to one receiver.
-async fn stream<B: Bench>(count: usize, size: usize) -> Duration {
+/// A sender connected to a receiver, and the receiver's address.
+async fn connected_pair<B: Bench>() -> (B, B, SocketAddr) {
     let receiver = B::make(config());
     let addr = receiver.begin().await;
     let sender = B::make(config());
     sender.begin().await;
     sender.base().connect(addr).await.unwrap();
+    (sender, receiver, addr)
+}
+
+/// One sender streams `count` messages of `size` bytes to one receiver.
+async fn stream<B: Bench>(count: usize, size: usize) -> Duration {
+    let (sender, receiver, addr) = connected_pair::<B>().await;
     let payload = Bytes::from(vec![7u8; size]);
     let begin = Instant::now();
     let task = {
@@ -209,11 +215,7 @@ async fn stream<B: Bench>(count: usize, size: usize) -> Duration {
 /// `senders` tasks each send `count / senders` messages of `size` bytes to one receiver with
 /// a confirmed send (wait for room, then for the write), more at once than the queue holds.
 async fn confirmed_stream<B: Bench>(senders: usize, count: usize, size: usize) -> Duration {
-    let receiver = B::make(config());
-    let addr = receiver.begin().await;
-    let sender = B::make(config());
-    sender.begin().await;
-    sender.base().connect(addr).await.unwrap();
+    let (sender, receiver, addr) = connected_pair::<B>().await;
     let payload = Bytes::from(vec![7u8; size]);
     let begin = Instant::now();
     let tasks: Vec<_> = (0..senders)

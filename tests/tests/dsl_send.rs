@@ -136,10 +136,10 @@ struct Tally {
     failed: u64,
 }
 
-/// Sends the whole feed with `when_full`, like a real source would: in bursts of 20 items a
-/// clock tick apart (a pace the fast subscribers can follow, and the slow one cannot); returns
-/// the tally per subscriber.
-async fn fan_out(hub: &Hub, addrs: &[SocketAddr], when_full: WhenFull) -> Vec<Tally> {
+/// Sends the whole feed with `when_full` (`None`: the common call, `send_to_many`), like a
+/// real source would: in bursts of 20 items a clock tick apart (a pace the fast subscribers
+/// can follow, and the slow one cannot); returns the tally per subscriber.
+async fn fan_out(hub: &Hub, addrs: &[SocketAddr], when_full: Option<WhenFull>) -> Vec<Tally> {
     let mut tallies = vec![Tally::default(); addrs.len()];
     let body = Bytes::from(vec![0x5a; 512]);
     for seq in 0..ITEMS {
@@ -150,9 +150,11 @@ async fn fan_out(hub: &Hub, addrs: &[SocketAddr], when_full: WhenFull) -> Vec<Ta
             seq,
             body: body.clone(),
         };
-        let report = hub
-            .send_to_many_with(addrs.iter().copied(), &item, when_full)
-            .await;
+        let peers = addrs.iter().copied();
+        let report = match when_full {
+            None => hub.send_to_many(peers, &item).await,
+            Some(when_full) => hub.send_to_many_with(peers, &item, when_full).await,
+        };
         for (tally, (_, outcome)) in tallies.iter_mut().zip(report) {
             match outcome {
                 SendOutcome::Queued => tally.queued += 1,
@@ -163,6 +165,20 @@ async fn fan_out(hub: &Hub, addrs: &[SocketAddr], when_full: WhenFull) -> Vec<Ta
         }
     }
     tallies
+}
+
+/// Sets up a hub and its subscribers, sends the feed (within `limit`) and waits until every
+/// subscriber still connected has what was queued for it.
+async fn run_feed(
+    when_full: Option<WhenFull>,
+    limit: Duration,
+) -> (Hub, Vec<Sub>, Vec<SocketAddr>, Vec<Tally>) {
+    let (hub, subs, addrs) = hub_and_subs().await;
+    let tallies = timeout(limit, fan_out(&hub, &addrs, when_full))
+        .await
+        .unwrap_or_else(|_| panic!("the feed took more than {limit:?}"));
+    wait_for_delivery(&subs, &tallies).await;
+    (hub, subs, addrs, tallies)
 }
 
 /// Waits until each subscriber has received what was queued for it (all of it, for those
@@ -189,27 +205,10 @@ async fn shut_down(hub: &Hub, subs: &[Sub]) {
 // that keep up and the slow one, which sets the hub's pace. Nothing is dropped or counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dsl_03_default_policy_loses_nothing() {
-    let (hub, subs, addrs) = hub_and_subs().await;
-    let tallies = timeout(180 * SEC, async {
-        let mut tallies = vec![Tally::default(); addrs.len()];
-        let body = Bytes::from(vec![0x5a; 512]);
-        for seq in 0..ITEMS {
-            let item = Feed::Item {
-                seq,
-                body: body.clone(),
-            };
-            // the common call: the default policy
-            let report = hub.send_to_many(addrs.iter().copied(), &item).await;
-            assert!(report.all_queued(), "item {seq}: {report:?}");
-            for tally in &mut tallies {
-                tally.queued += 1;
-            }
-        }
-        tallies
-    })
-    .await
-    .expect("the feed took more than 3 minutes");
-    wait_for_delivery(&subs, &tallies).await;
+    let (hub, subs, _, tallies) = run_feed(None, 180 * SEC).await;
+    for (i, tally) in tallies.iter().enumerate() {
+        assert_eq!(tally.queued, u64::from(ITEMS), "subscriber {i}: {tally:?}");
+    }
     for (i, sub) in subs.iter().enumerate() {
         assert_eq!(sub.seen.received(), u64::from(ITEMS), "subscriber {i}");
         assert!(sub.seen.in_order_without_gaps(), "subscriber {i}");
@@ -224,11 +223,7 @@ async fn dsl_03_default_policy_loses_nothing() {
 // (received + dropped = all), what arrives is in order, and the slow one misses items.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dsl_04_drop_policy_skips_full_peers_and_counts_them() {
-    let (hub, subs, addrs) = hub_and_subs().await;
-    let tallies = timeout(120 * SEC, fan_out(&hub, &addrs, WhenFull::Drop))
-        .await
-        .expect("the feed took more than 2 minutes");
-    wait_for_delivery(&subs, &tallies).await;
+    let (hub, subs, _, tallies) = run_feed(Some(WhenFull::Drop), 120 * SEC).await;
     let mut dropped = 0;
     for (i, (sub, tally)) in subs.iter().zip(&tallies).enumerate() {
         assert_eq!(
@@ -256,11 +251,7 @@ async fn dsl_04_drop_policy_skips_full_peers_and_counts_them() {
 // fall behind for a moment on a loaded machine, and is then disconnected too) get everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dsl_05_disconnect_policy_drops_the_laggard_and_counts_it() {
-    let (hub, subs, addrs) = hub_and_subs().await;
-    let tallies = timeout(120 * SEC, fan_out(&hub, &addrs, WhenFull::Disconnect))
-        .await
-        .expect("the feed took more than 2 minutes");
-    wait_for_delivery(&subs, &tallies).await;
+    let (hub, subs, addrs, tallies) = run_feed(Some(WhenFull::Disconnect), 120 * SEC).await;
     let mut disconnected = 0;
     for (i, (sub, tally)) in subs.iter().zip(&tallies).enumerate() {
         assert_eq!(tally.dropped, 0, "subscriber {i}: {tally:?}");

@@ -745,11 +745,12 @@ async fn full_patient_pipe() -> (QueueOfOne, SocketAddr, TcpListener, TcpStream)
     (node, addr, listener, stream)
 }
 
-// WR-11: a sender waiting for room is told as soon as the connection is torn down (BrokenPipe),
-// long before the 10 s write timeout; meanwhile `unicast` keeps refusing at once (WR-02).
-#[tokio::test]
-async fn wr_11_waiting_unicast_fails_promptly_when_the_connection_closes() {
-    let (node, addr, _l, _s) = full_patient_pipe().await;
+/// Starts a `unicast_when_ready` on a full queue, and checks that it is still waiting a moment
+/// later.
+async fn start_waiting(
+    node: &QueueOfOne,
+    addr: SocketAddr,
+) -> tokio::task::JoinHandle<io::Result<Confirmation>> {
     let waiting = tokio::spawn({
         let node = node.clone();
         async move {
@@ -762,6 +763,15 @@ async fn wr_11_waiting_unicast_fails_promptly_when_the_connection_closes() {
         !waiting.is_finished(),
         "it returned while the queue was full"
     );
+    waiting
+}
+
+// WR-11: a sender waiting for room is told as soon as the connection is torn down (BrokenPipe),
+// long before the 10 s write timeout; meanwhile `unicast` keeps refusing at once (WR-02).
+#[tokio::test]
+async fn wr_11_waiting_unicast_fails_promptly_when_the_connection_closes() {
+    let (node, addr, _l, _s) = full_patient_pipe().await;
+    let waiting = start_waiting(&node, addr).await;
     let err = node.unicast(addr, Bytes::from_static(b"x")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
 
@@ -779,18 +789,7 @@ async fn wr_11_waiting_unicast_fails_promptly_when_the_connection_closes() {
 #[tokio::test]
 async fn wr_12_waiting_unicast_reports_shutdown() {
     let (node, addr, _l, _s) = full_patient_pipe().await;
-    let waiting = tokio::spawn({
-        let node = node.clone();
-        async move {
-            node.unicast_when_ready(addr, Bytes::from_static(b"late"))
-                .await
-        }
-    });
-    sleep(Duration::from_millis(100)).await;
-    assert!(
-        !waiting.is_finished(),
-        "it returned while the queue was full"
-    );
+    let waiting = start_waiting(&node, addr).await;
     node.0.shut_down().await;
     let err = timeout(5 * SEC, waiting)
         .await
