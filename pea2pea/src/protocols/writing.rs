@@ -62,8 +62,9 @@ struct Pending<C> {
     pre_written: usize,
     /// A sender waits for room: ring `Outbox::room` when the queue empties.
     room_wanted: bool,
-    /// Why the writer stopped, if a write failed: what a sender waiting for room is told.
-    failure: Option<(io::ErrorKind, String)>,
+    /// Why the writer stopped, if a write failed: what a sender waiting for room is told
+    /// (boxed: it is set once in a connection's life, and the hot fields stay close).
+    failure: Option<Box<(io::ErrorKind, String)>>,
 }
 
 impl<C, M> Outbox<C, M> {
@@ -103,6 +104,7 @@ impl<C, M> Outbox<C, M> {
     }
 
     /// Wakes the senders waiting for room, if any; `pending.count` has just dropped to 0.
+    #[inline]
     fn made_room(&self, pending: &mut Pending<C>) {
         if std::mem::take(&mut pending.room_wanted) {
             self.room.notify_waiters();
@@ -111,8 +113,9 @@ impl<C, M> Outbox<C, M> {
 }
 
 impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
-    /// Encodes `message` into the pending batch, or says why it can't.
-    fn push(&self, message: M, confirm: Option<Confirmation>) -> Result<(), PushError> {
+    /// Encodes `message` into the pending batch, or says why it can't (a full queue hands the
+    /// message back).
+    fn push(&self, message: M, confirm: Option<Confirmation>) -> Result<(), PushError<M>> {
         let mut pending = lock(&self.pending);
         let pending = &mut *pending;
         if pending.stopped {
@@ -122,50 +125,8 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             // the message is refused, as the queue is full; but the batch goes to the socket
             // now rather than when the writer task next runs, so a retry finds room at once
             self.write_now(pending);
-            return Err(PushError::Full);
+            return Err(PushError::Full(message, confirm));
         }
-        self.encode(pending, message, confirm)
-    }
-
-    /// Like `push`, but a full queue makes it wait (until `deadline`) for the writer to take
-    /// the batch, instead of refusing. Nothing is queued until it returns `Ok`, so dropping
-    /// it part-way loses nothing that was accepted.
-    async fn push_when_ready(
-        &self,
-        message: M,
-        confirm: Confirmation,
-        deadline: Instant,
-    ) -> Result<(), PushError> {
-        loop {
-            let room = {
-                let mut pending = lock(&self.pending);
-                let pending = &mut *pending;
-                if pending.stopped {
-                    return Err(PushError::Closed);
-                }
-                if pending.count >= self.depth {
-                    self.write_now(pending);
-                }
-                if pending.count < self.depth {
-                    return self.encode(pending, message, Some(confirm));
-                }
-                pending.room_wanted = true;
-                // made under the lock, so the writer's next `made_room` is sure to wake it
-                self.room.notified()
-            };
-            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                return Err(PushError::TimedOut);
-            }
-        }
-    }
-
-    /// Encodes `message` at the end of the pending batch, which has room for it.
-    fn encode(
-        &self,
-        pending: &mut Pending<C>,
-        message: M,
-        confirm: Option<Confirmation>,
-    ) -> Result<(), PushError> {
         if pending.buf.capacity() == 0 {
             pending.buf.reserve(self.initial_capacity);
         }
@@ -191,6 +152,38 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             self.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Like `push`, but a full queue makes it wait (until `deadline`) for the writer to take
+    /// the batch, instead of refusing. Nothing is queued until it returns `Ok`, so dropping
+    /// it part-way loses nothing that was accepted. (It retries `push`, so that the path of a
+    /// sender that finds room stays exactly that of `unicast`.)
+    async fn push_when_ready(
+        &self,
+        mut message: M,
+        confirm: Confirmation,
+        deadline: Instant,
+    ) -> Result<(), PushError<M>> {
+        let mut confirm = Some(confirm);
+        loop {
+            match self.push(message, confirm) {
+                Err(PushError::Full(refused, unsent)) => (message, confirm) = (refused, unsent),
+                Err(PushError::Stopped) => return Err(PushError::Closed),
+                done => return done,
+            }
+            let room = {
+                let mut pending = lock(&self.pending);
+                if pending.count < self.depth || pending.stopped {
+                    continue; // room was made (or the end came) since the push
+                }
+                pending.room_wanted = true;
+                // made under the lock, so the writer's next `made_room` is sure to wake it
+                self.room.notified()
+            };
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(PushError::TimedOut);
+            }
+        }
     }
 }
 
@@ -226,12 +219,13 @@ impl<C, M> Outbox<C, M> {
     }
 }
 
-enum PushError {
+enum PushError<M> {
     /// `push` found the outbox stopped (the published `BrokenPipe`).
     Stopped,
     /// `push_when_ready` found it stopped, or saw it stop: it says why.
     Closed,
-    Full,
+    /// The queue is full: the message (and its confirmation) back.
+    Full(M, Option<Confirmation>),
     /// `push_when_ready` found no room before its deadline.
     TimedOut,
     Encode(io::Error),
@@ -453,8 +447,9 @@ where
             let (confirm, confirmation) = oneshot::channel();
             let deadline = Instant::now() + Duration::from_millis(Self::TIMEOUT_MS);
             let (outbox, conn_id) = find_outbox(self, addr)?;
-            let pushed = outbox.push_when_ready(message, confirm, deadline).await;
-            pushed_or_error(self.node(), addr, conn_id, &outbox, pushed)?;
+            if let Err(e) = outbox.push_when_ready(message, confirm, deadline).await {
+                push_failed(self.node(), addr, conn_id, &outbox, e)?;
+            }
             Ok(confirmation)
         }
     }
@@ -504,13 +499,16 @@ fn enqueue<W: Writing>(
     confirm: Option<Confirmation>,
 ) -> io::Result<()> {
     let (outbox, conn_id) = find_outbox(this, addr)?;
-    let pushed = outbox.push(message, confirm);
-    pushed_or_error(this.node(), addr, conn_id, &outbox, pushed)
+    match outbox.push(message, confirm) {
+        Ok(()) => Ok(()),
+        Err(e) => push_failed(this.node(), addr, conn_id, &outbox, e),
+    }
 }
 
 type OutboxOf<W> = Outbox<<W as Writing>::Codec, <W as Writing>::Message>;
 
 /// The outbox of the connection with `addr`, and the connection's id.
+#[inline]
 fn find_outbox<W: Writing>(this: &W, addr: SocketAddr) -> io::Result<(Arc<OutboxOf<W>>, u64)> {
     ensure_enabled(this)?;
     this.node().registry().with_entry(addr, |entry| {
@@ -537,32 +535,32 @@ fn find_outbox<W: Writing>(this: &W, addr: SocketAddr) -> io::Result<(Arc<Outbox
     })
 }
 
-/// Turns the outcome of a push into the sender's result; an encoder panic stops the outbox
-/// and tears the connection down.
-fn pushed_or_error<C, M>(
+/// Turns a failed push into the sender's result (kept off the send path); an encoder panic
+/// stops the outbox and tears the connection down, and the send then returns `Ok`.
+#[cold]
+fn push_failed<C, M>(
     node: &Node,
     addr: SocketAddr,
     conn_id: u64,
     outbox: &Outbox<C, M>,
-    pushed: Result<(), PushError>,
+    failure: PushError<M>,
 ) -> io::Result<()> {
-    match pushed {
-        Ok(()) => Ok(()),
-        Err(PushError::Full) => Err(io::Error::new(
+    match failure {
+        PushError::Full(..) => Err(io::Error::new(
             io::ErrorKind::QuotaExceeded,
             format!("the outbound queue for {addr} is full"),
         )),
-        Err(PushError::Stopped) => Err(io::Error::new(
+        PushError::Stopped => Err(io::Error::new(
             io::ErrorKind::BrokenPipe,
             format!("the writer for {addr} has stopped"),
         )),
-        Err(PushError::Closed) => Err(closed_error(node, addr, outbox)),
-        Err(PushError::TimedOut) => Err(io::Error::new(
+        PushError::Closed => Err(closed_error(node, addr, outbox)),
+        PushError::TimedOut => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("the outbound queue for {addr} stayed full for the whole write timeout"),
         )),
-        Err(PushError::Encode(e)) => Err(e),
-        Err(PushError::EncoderPanicked(confirm)) => {
+        PushError::Encode(e) => Err(e),
+        PushError::EncoderPanicked(confirm) => {
             error!(parent: node.span(), "the encoder for {addr} panicked; disconnecting");
             if let Some(confirm) = confirm {
                 let _ = confirm.send(Err(io::Error::other("the encoder panicked")));
@@ -581,7 +579,8 @@ fn pushed_or_error<C, M>(
 /// What a sender waiting for room is told when the outbox stops: the write failure or the
 /// shutdown that stopped it, or else `BrokenPipe` (the connection was torn down).
 fn closed_error<C, M>(node: &Node, addr: SocketAddr, outbox: &Outbox<C, M>) -> io::Error {
-    if let Some((kind, reason)) = &lock(&outbox.pending).failure {
+    if let Some(failure) = &lock(&outbox.pending).failure {
+        let (kind, reason) = &**failure;
         return io::Error::new(
             *kind,
             format!("the connection to {addr} failed while waiting for room: {reason}"),
@@ -656,7 +655,7 @@ async fn write_loop<W: Writing>(
             }
             Err(e) => {
                 debug!(parent: ctx.info.span(), "couldn't write to {}: {e}", ctx.addr());
-                lock(&outbox.pending).failure = Some((e.kind(), e.to_string()));
+                lock(&outbox.pending).failure = Some(Box::new((e.kind(), e.to_string())));
                 for confirm in confirms.drain(..) {
                     let _ = confirm.send(Err(io::Error::new(e.kind(), e.to_string())));
                 }
