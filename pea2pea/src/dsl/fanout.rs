@@ -1,9 +1,13 @@
 //! `send_to_many`: one message to many peers, what to do with a peer whose outbound queue is
 //! full ([`WhenFull`]), and what happened at each peer ([`SendReport`]).
 
-use std::{io, net::SocketAddr, sync::atomic::Ordering};
-
-use tokio::task::JoinSet;
+use std::{
+    future::{Future, poll_fn},
+    io,
+    net::SocketAddr,
+    sync::atomic::Ordering,
+    task::Poll,
+};
 
 use super::ext;
 use crate::{Message, codec::Encoded, protocols::Writing};
@@ -152,11 +156,10 @@ pub async fn send_to_many_encoded<W, M>(
 ) -> SendReport
 where
     W: Writing,
-    W::Message: From<Encoded<M>> + 'static,
+    W::Message: From<Encoded<M>>,
     M: Message,
 {
     let encoded = Encoded::new(message);
-    let addrs = addrs.into_iter().collect();
     fan_out(this, addrs, || encoded.clone().into(), when_full).await
 }
 
@@ -169,25 +172,20 @@ pub async fn send_to_many_cloned<W, M>(
 ) -> SendReport
 where
     W: Writing,
-    W::Message: From<M> + 'static,
+    W::Message: From<M>,
     M: Clone,
 {
-    let addrs = addrs.into_iter().collect();
     fan_out(this, addrs, || message.clone().into(), when_full).await
 }
 
 /// Queues a message made by `make` for every peer that has room, then applies `when_full` to
 /// the others, all at once.
-async fn fan_out<W>(
+async fn fan_out<W: Writing>(
     this: &W,
-    addrs: Vec<SocketAddr>,
+    addrs: impl IntoIterator<Item = SocketAddr>,
     make: impl Fn() -> W::Message,
     when_full: WhenFull,
-) -> SendReport
-where
-    W: Writing,
-    W::Message: 'static,
-{
+) -> SendReport {
     let mut full = Vec::new();
     let outcomes = addrs
         .into_iter()
@@ -202,72 +200,77 @@ where
         })
         .collect();
     let mut report = SendReport { outcomes };
-    if !full.is_empty() {
-        settle_full(this, &mut report, &full, make, when_full).await;
+    if full.is_empty() {
+        return report;
+    }
+    let addr_of = |i: usize| report.outcomes[i].0;
+    // the waits and teardowns run at the same time, in this task
+    let settled = match when_full {
+        WhenFull::Drop => {
+            let ext = ext::of(this.node());
+            let dropped = full.len() as u64;
+            ext.messages_dropped.fetch_add(dropped, Ordering::Relaxed);
+            return report; // already marked `Dropped`
+        }
+        WhenFull::Wait => {
+            let waits = full.iter().map(|&i| {
+                let (addr, message) = (addr_of(i), make());
+                async move {
+                    match this.unicast_when_ready(addr, message).await {
+                        Ok(_written) => SendOutcome::Queued,
+                        Err(e) => SendOutcome::Failed(e),
+                    }
+                }
+            });
+            join_all(waits).await
+        }
+        WhenFull::Disconnect => {
+            let teardowns = full.iter().map(|&i| disconnect_laggard(this, addr_of(i)));
+            join_all(teardowns).await
+        }
+    };
+    for (i, outcome) in full.into_iter().zip(settled) {
+        report.outcomes[i].1 = outcome;
     }
     report
 }
 
-/// Applies the policy to the peers (indices of `report`) whose queue was full.
-async fn settle_full<W>(
-    this: &W,
-    report: &mut SendReport,
-    full: &[usize],
-    make: impl Fn() -> W::Message,
-    when_full: WhenFull,
-) where
-    W: Writing,
-    W::Message: 'static,
-{
-    let ext = ext::of(this.node());
-    let mut settling = JoinSet::new();
-    for &i in full {
-        let (addr, outcome) = &mut report.outcomes[i];
-        let addr = *addr;
-        if when_full == WhenFull::Drop {
-            *outcome = SendOutcome::Dropped;
-            ext.messages_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        // what the peer is told if its task below never reports (the runtime is going away)
-        *outcome = SendOutcome::Failed(io::Error::other("the send was cut short"));
-        let this = this.clone();
-        match when_full {
-            WhenFull::Drop => {}
-            WhenFull::Wait => {
-                let message = make();
-                settling.spawn(async move {
-                    match this.unicast_when_ready(addr, message).await {
-                        Ok(_written) => (i, SendOutcome::Queued),
-                        Err(e) => (i, SendOutcome::Failed(e)),
-                    }
-                });
-            }
-            WhenFull::Disconnect => {
-                let ext = ext.clone();
-                settling.spawn(async move {
-                    let node = this.node();
-                    let Some(id) = node.connection_info(addr).map(|info| info.id()) else {
-                        return (i, SendOutcome::Failed(not_connected(addr)));
-                    };
-                    if node.disconnect_connection(addr, id).await {
-                        ext.slow_peers_disconnected.fetch_add(1, Ordering::Relaxed);
-                    }
-                    (i, SendOutcome::Disconnected)
-                });
-            }
-        }
+/// Disconnects the peer at `addr`, whose queue was full, and counts it.
+async fn disconnect_laggard<W: Writing>(this: &W, addr: SocketAddr) -> SendOutcome {
+    let node = this.node();
+    let Some(id) = node.connection_info(addr).map(|info| info.id()) else {
+        return SendOutcome::Failed(io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!("not connected to {addr}"),
+        ));
+    };
+    if node.disconnect_connection(addr, id).await {
+        let ext = ext::of(node);
+        ext.slow_peers_disconnected.fetch_add(1, Ordering::Relaxed);
     }
-    while let Some(settled) = settling.join_next().await {
-        if let Ok((i, outcome)) = settled {
-            report.outcomes[i].1 = outcome;
-        }
-    }
+    SendOutcome::Disconnected
 }
 
-fn not_connected(addr: SocketAddr) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        format!("not connected to {addr}"),
-    )
+/// Runs `futures` at the same time in the calling task and returns their outputs in order:
+/// a few waits at once, with no task to spawn and nothing to clone for one.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in running.iter_mut().zip(&mut outputs) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(out) => {
+                        *output = Some(out);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
