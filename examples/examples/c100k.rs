@@ -852,7 +852,8 @@ async fn shard(args: &Args, name: &str) -> io::Result<()> {
             "broadcast" => {
                 let peers = shard.node().connected_addrs();
                 let index = args.get("index", 0u16);
-                let not_queued = shard.send_to_many(peers, &Msg::Broadcast(index)).len();
+                let sent = shard.send_to_many(peers, &Msg::Broadcast(index)).await;
+                let not_queued = sent.len() - sent.queued();
                 say(format!("broadcast not_queued={not_queued}"));
             }
             "stop" => {

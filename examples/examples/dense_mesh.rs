@@ -147,9 +147,10 @@ async fn main() -> ExitCode {
         // one message each way over every connection: buffers are made on first use
         for meshed in &nodes {
             let peers = meshed.node().connected_addrs();
-            let failed = meshed.send_to_many(peers, &Mesh::Hello(0));
-            if !failed.is_empty() {
-                eprintln!("dense_mesh: {} hellos not queued", failed.len());
+            let sent = meshed.send_to_many(peers, &Mesh::Hello(0)).await;
+            if !sent.all_queued() {
+                let failed = sent.len() - sent.queued();
+                eprintln!("dense_mesh: {failed} hellos not queued");
             }
         }
         let all_heard = wait_until(Duration::from_secs(60), || {

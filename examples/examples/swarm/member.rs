@@ -36,7 +36,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use pea2pea::{Config, Node, Pea2Pea, protocol};
+use pea2pea::{Config, Node, Pea2Pea, dsl::WhenFull, protocol};
 use pea2pea_examples::{Args, lock};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
@@ -78,7 +78,7 @@ protocol! {
         idle_timeout = 4 s,
         // a new peer gets a Hello and every kept rumour at once
         write_queue = 1024,
-        on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)),
+        on Gossip::Rumour { id, body } from source => self.hear(id, body, Some(source)).await,
         on Gossip::Hello { me, known } from source => self.meet(source, me, known),
         on_connect(addr) => self.greet(addr),
         on_disconnect(addr) => { lock(&self.state.members).remove(&addr); }
@@ -132,7 +132,9 @@ impl Member {
     }
 
     /// Records a rumour; the first time, reports it and floods it to every peer but `from`.
-    fn hear(&self, id: u32, body: Bytes, from: Option<SocketAddr>) {
+    /// A peer whose queue is full misses it (counted): a handler that waited for one slow
+    /// link would stop this member reading from its own peer meanwhile.
+    async fn hear(&self, id: u32, body: Bytes, from: Option<SocketAddr>) {
         {
             let mut rumours = lock(&self.state.rumours);
             if rumours.contains_key(&id) || rumours.len() >= MAX_KEPT {
@@ -142,11 +144,10 @@ impl Member {
         }
         report(format_args!("heard {id}"));
         let peers = self.node.connected_addrs().into_iter();
-        let failed = self.send_to_many(
-            peers.filter(|&peer| Some(peer) != from),
-            &Gossip::Rumour { id, body },
-        );
-        self.count_failures(failed.len());
+        let rumour = Gossip::Rumour { id, body };
+        let peers = peers.filter(|&peer| Some(peer) != from);
+        let sent = self.send_to_many_with(peers, &rumour, WhenFull::Drop).await;
+        self.count_failures(sent.len() - sent.queued());
     }
 
     fn connected_members(&self) -> usize {
@@ -259,7 +260,7 @@ async fn serve(member: &Member) -> io::Result<()> {
                 Some(mut words) => match (words.next(), words.next(), words.next()) {
                     (Some("quit"), None, None) => return Ok(()),
                     (Some("rumour"), Some(id), Some(size)) => match (id.parse(), size.parse()) {
-                        (Ok(id), Ok(size)) => member.hear(id, Bytes::from(vec![b'r'; size]), None),
+                        (Ok(id), Ok(size)) => member.hear(id, Bytes::from(vec![b'r'; size]), None).await,
                         _ => eprintln!("swarm: `rumour ID SIZE` takes two numbers"),
                     },
                     (None, ..) => {}
@@ -270,8 +271,9 @@ async fn serve(member: &Member) -> io::Result<()> {
             _ = interrupt.recv() => return Ok(()),
             _ = heartbeat.tick() => {
                 let peers = member.node().connected_addrs();
-                let failed = member.send_to_many(peers, &member.hello());
-                member.count_failures(failed.len());
+                // the next heartbeat will do for a peer that has no room for this one
+                let sent = member.send_to_many_with(peers, &member.hello(), WhenFull::Drop).await;
+                member.count_failures(sent.len() - sent.queued());
                 member.redial();
             }
         }
