@@ -403,7 +403,8 @@ impl Node {
     /// A future that resolves when the connection `id` with `addr` has been torn down: after
     /// its `on_disconnect` hook has returned (or was cut short by its timeout) and after the
     /// connection was removed from the node (so [`is_connected`](Node::is_connected) no longer
-    /// counts it), whatever ended it. It resolves at once if that connection is not
+    /// counts it), whatever ended it; a teardown that outlives shutdown's deadline resolves it
+    /// when shutdown removes the connection. It resolves at once if that connection is not
     /// registered when this is called: already gone, not yet registered (as during its
     /// handshake), or never known. A newer connection at the same address never resolves it
     /// or delays it.
