@@ -57,7 +57,7 @@ mod sim {
         time::{Duration, Instant},
     };
 
-    use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
+    use pea2pea::{Config, Message, Node, Pea2Pea, dsl::WhenFull, protocol};
     use pea2pea_examples::Args;
     use turmoil::Sim;
 
@@ -88,7 +88,7 @@ mod sim {
             write_timeout = 2 s,
             // a new link sends every known rumour at once
             write_queue = 4096,
-            on Gossip::Rumour { id } from peer => self.hear(id, Some(peer)),
+            on Gossip::Rumour { id } from peer => self.hear(id, Some(peer)).await,
             on Gossip::Ping => {},
             on_connect(peer) => self.catch_up(peer),
             on_disconnect(peer) => self.net.event(format_args!("n{} lost {peer}", self.me)),
@@ -166,12 +166,16 @@ mod sim {
 
     impl Peer {
         /// One round: start the rumours given, ping every peer, redial the missing links.
-        fn round(&self) {
+        async fn round(&self) {
             let to_start = std::mem::take(&mut self.net.life(self.me).to_start);
             for id in to_start {
-                self.hear(id, None);
+                self.hear(id, None).await;
             }
-            let _ = self.send_to_many(self.node().connected_addrs(), &Gossip::Ping);
+            let peers = self.node().connected_addrs();
+            // a peer with no room for a ping gets the next one
+            let _ = self
+                .send_to_many_with(peers, &Gossip::Ping, WhenFull::Drop)
+                .await;
             for &peer in &self.net.dials[self.me] {
                 let addr = self.net.addrs[peer];
                 if self.node().is_connected(addr) || self.node().is_connecting(addr) {
@@ -191,8 +195,9 @@ mod sim {
             }
         }
 
-        /// The first time a rumour is heard, it goes on to every peer but its source.
-        fn hear(&self, id: u32, from: Option<SocketAddr>) {
+        /// The first time a rumour is heard, it goes on to every peer but its source (not to a
+        /// peer whose queue is full: a handler that waited would stop reading meanwhile).
+        async fn hear(&self, id: u32, from: Option<SocketAddr>) {
             if !self.net.life(self.me).rumours.insert(id) {
                 return;
             }
@@ -204,10 +209,9 @@ mod sim {
                 .into_iter()
                 .filter(|&p| Some(p) != from)
                 .collect();
-            let failed = self.send_to_many(peers.iter().copied(), &Gossip::Rumour { id });
-            self.net
-                .messages
-                .fetch_add((peers.len() - failed.len()) as u64, Relaxed);
+            let rumour = Gossip::Rumour { id };
+            let sent = self.send_to_many_with(peers, &rumour, WhenFull::Drop).await;
+            self.net.messages.fetch_add(sent.queued() as u64, Relaxed);
         }
 
         /// A new link: send the peer every rumour this node knows.
@@ -244,7 +248,7 @@ mod sim {
         let mut rounds = tokio::time::interval(ROUND);
         loop {
             rounds.tick().await;
-            peer.round();
+            peer.round().await;
         }
     }
 

@@ -23,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use pea2pea::{Config, DisconnectOrigin, Message, Node, Pea2Pea, protocol};
+use pea2pea::{Config, DisconnectOrigin, Message, Node, Pea2Pea, dsl::WhenFull, protocol};
 use turmoil::Sim;
 
 use crate::{Trace, builder, step_for, step_until};
@@ -57,7 +57,7 @@ protocol! {
         write_timeout = 2 s,
         // a resync sends every rumour at once; a run spreads far fewer than this
         write_queue = 1024,
-        on Gossip::Rumour(id) from peer => self.hear(id, Some(peer)),
+        on Gossip::Rumour(id) from peer => self.hear(id, Some(peer)).await,
         on Gossip::Ping => {},
         on_connect(addr) => self.resync(addr),
         on_disconnect(addr, origin) => self.lost(addr, origin),
@@ -201,17 +201,21 @@ async fn run(swarm: Arc<Swarm>, i: usize) -> turmoil::Result {
     let mut tick = tokio::time::interval(MAINTENANCE);
     loop {
         tick.tick().await;
-        gossiper.maintain();
+        gossiper.maintain().await;
     }
 }
 
 impl Gossiper {
-    fn maintain(&self) {
+    async fn maintain(&self) {
         let to_start = std::mem::take(&mut self.swarm.seen(self.index).to_start);
         for id in to_start {
-            self.hear(id, None);
+            self.hear(id, None).await;
         }
-        let _ = self.send_to_many(self.node().connected_addrs(), &Gossip::Ping);
+        let peers = self.node().connected_addrs();
+        // a peer with no room for a ping gets the next one
+        let _ = self
+            .send_to_many_with(peers, &Gossip::Ping, WhenFull::Drop)
+            .await;
         for &peer in &self.swarm.dials[self.index] {
             let addr = self.swarm.addr(peer);
             if self.node().is_connected(addr) || self.node().is_connecting(addr) {
@@ -232,8 +236,9 @@ impl Gossiper {
         }
     }
 
-    /// Records a rumour; the first time, passes it to every peer but the one it came from.
-    fn hear(&self, id: u32, from: Option<SocketAddr>) {
+    /// Records a rumour; the first time, passes it to every peer but the one it came from (not
+    /// to a peer whose queue is full: a handler that waited would stop reading meanwhile).
+    async fn hear(&self, id: u32, from: Option<SocketAddr>) {
         if !self.swarm.seen(self.index).heard.insert(id) {
             return;
         }
@@ -253,9 +258,11 @@ impl Gossiper {
             .into_iter()
             .filter(|&p| Some(p) != from)
             .collect();
-        let failed = self.send_to_many(peers.iter().copied(), &Gossip::Rumour(id));
-        let sent = peers.len() - failed.len();
-        self.swarm.rumours_sent.fetch_add(sent as u64, Relaxed);
+        let rumour = Gossip::Rumour(id);
+        let sent = self.send_to_many_with(peers, &rumour, WhenFull::Drop).await;
+        self.swarm
+            .rumours_sent
+            .fetch_add(sent.queued() as u64, Relaxed);
     }
 
     /// A new link: tell the peer every rumour this node knows.
