@@ -160,12 +160,10 @@ protocol! {
 }
 
 fn config(name: &str) -> Config {
+    // loopback: every subscriber dials the hub from 127.0.0.1
     Config {
         name: Some(name.into()),
-        listener_addr: Some("127.0.0.1:0".parse().unwrap()),
-        // every subscriber dials the hub from 127.0.0.1
-        max_connections_per_ip: 100,
-        ..Default::default()
+        ..Config::loopback()
     }
 }
 
