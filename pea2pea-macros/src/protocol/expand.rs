@@ -434,12 +434,13 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             /// protocol's write timeout: the peer stopped reading), `ConnectionAborted` or
             /// `BrokenPipe` (the connection closed before the message was written), the write's
             /// own error, or the node's `ShuttingDown` error.
-            pub async fn send(
+            #[must_use = "the message is not sent unless this future is awaited"]
+            pub fn send(
                 &self,
                 addr: #rt::SocketAddr,
                 message: #out,
-            ) -> #rt::io::Result<()> {
-                #rt::send(self, addr, #rt::From::from(message)).await
+            ) -> impl #rt::Future<Output = #rt::io::Result<()>> + '_ {
+                #rt::send(self, addr, #rt::From::from(message))
             }
 
             /// Queues `message` for the peer at `addr` and returns at once, without waiting for
@@ -475,6 +476,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             }
         }
     });
+    let sending = sending.unwrap_or_else(|| undeclared_sends(rt));
     let call = (!model.rpcs.is_empty()).then(|| {
         let timeout = model.call_timeout_ms;
         let max = usize_lit(model.max_calls);
@@ -493,6 +495,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
             }
         }
     });
+    let call = call.unwrap_or_else(|| undeclared_call(rt));
     let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening (`Node::start_listening`); returns the address it listens on. Calling it again, even concurrently, returns the same address.";
     quote! {
         impl #node {
@@ -513,6 +516,66 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
 
             #sending
             #call
+        }
+    }
+}
+
+/// A node that writes nothing still gets the send methods, each bound by a trait without
+/// implementations, so that using one is a single error saying to declare `writes`.
+fn undeclared_sends(rt: &TokenStream) -> TokenStream {
+    let bound = quote!(#rt::NoWritesDeclared<Self>);
+    quote! {
+        /// Not available: the protocol declares no messages to write (see the compile error).
+        pub fn send<__Pea2peaMessage: #bound>(
+            &self,
+            _addr: #rt::SocketAddr,
+            message: __Pea2peaMessage,
+        ) -> #rt::Ready<#rt::io::Result<()>> {
+            <__Pea2peaMessage as #bound>::undeclared(&message)
+        }
+
+        /// Not available: the protocol declares no messages to write (see the compile error).
+        pub fn send_fast<__Pea2peaMessage: #bound>(
+            &self,
+            _addr: #rt::SocketAddr,
+            message: __Pea2peaMessage,
+        ) -> #rt::io::Result<()> {
+            <__Pea2peaMessage as #bound>::undeclared(&message)
+        }
+
+        /// Not available: the protocol declares no messages to write (see the compile error).
+        pub fn send_to_many<__Pea2peaMessage: #bound>(
+            &self,
+            _addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
+            message: &__Pea2peaMessage,
+        ) -> #rt::Ready<#rt::SendReport> {
+            <__Pea2peaMessage as #bound>::undeclared(message)
+        }
+
+        /// Not available: the protocol declares no messages to write (see the compile error).
+        pub fn send_to_many_with<__Pea2peaMessage: #bound>(
+            &self,
+            _addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
+            message: &__Pea2peaMessage,
+            _when_full: #rt::WhenFull,
+        ) -> #rt::Ready<#rt::SendReport> {
+            <__Pea2peaMessage as #bound>::undeclared(message)
+        }
+    }
+}
+
+/// A node without `rpc` lines still gets a `call`, bound by a trait without implementations,
+/// so that using it is a single error saying to declare `rpc Request -> Response`. Its output
+/// type is left to inference, so the error is not followed by type mismatches.
+fn undeclared_call(rt: &TokenStream) -> TokenStream {
+    quote! {
+        /// Not available: the protocol declares no `rpc` line (see the compile error).
+        pub fn call<__Pea2peaRequest: #rt::NoRpcDeclared<Self>, __Pea2peaResponse>(
+            &self,
+            _addr: #rt::SocketAddr,
+            request: __Pea2peaRequest,
+        ) -> #rt::Ready<#rt::io::Result<__Pea2peaResponse>> {
+            <__Pea2peaRequest as #rt::NoRpcDeclared<Self>>::undeclared(&request)
         }
     }
 }

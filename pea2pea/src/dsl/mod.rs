@@ -11,6 +11,7 @@ mod frame;
 mod handshake;
 mod rpc;
 mod send;
+mod undeclared;
 
 pub use fanout::{SendOutcome, SendReport, WhenFull};
 

@@ -4,7 +4,7 @@
 pub use core::{
     convert::From,
     default::Default,
-    future::Future,
+    future::{Future, Ready},
     iter::IntoIterator,
     option::Option::{self, None, Some},
     primitive::{bool, str, u64, usize},
@@ -20,6 +20,7 @@ pub use super::{
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
     rpc::{call, complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
+    undeclared::{NoRpcDeclared, NoWritesDeclared},
 };
 pub use crate::{
     Connection, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
