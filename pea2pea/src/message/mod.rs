@@ -220,7 +220,8 @@ pub use wire::{
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no wire encoding: it does not implement `pea2pea::Message`",
     label = "`{Self}` cannot be encoded in a message",
-    note = "add `#[derive(pea2pea::Message)]` to `{Self}`, implement `pea2pea::Message` for it by hand, or use a type that has an encoding (integers, String, Bytes, Vec, Option, maps, tuples...)"
+    note = "if `{Self}` is a type of yours, add `#[derive(pea2pea::Message)]` to it or implement `pea2pea::Message` for it by hand; otherwise use a type that has an encoding (integers, String, Bytes, Vec, Option, maps, tuples, Duration, IP and socket addresses...)",
+    note = "a value that means something only in this process (an `Instant`, a handle, a channel) cannot be sent: send what the peer can use, e.g. a `Duration` (an age, a timeout, or a `SystemTime`'s `duration_since(UNIX_EPOCH)`)"
 )]
 pub trait Message: Sized {
     /// A description of the type's wire shape. The derive fills it with the type's declaration
