@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod errors;
 mod message;
 
 use proc_macro::TokenStream;

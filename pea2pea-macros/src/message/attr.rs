@@ -2,7 +2,7 @@
 
 use syn::{Attribute, LitInt, meta::ParseNestedMeta, punctuated::Punctuated};
 
-use super::errors::Errors;
+use crate::errors::Errors;
 
 /// Where an attribute sits, which decides the keys it may hold.
 #[derive(Clone, Copy, PartialEq)]

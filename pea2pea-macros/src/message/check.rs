@@ -5,10 +5,8 @@ use std::collections::HashMap;
 
 use quote::ToTokens;
 
-use super::{
-    errors::Errors,
-    parse::{Body, Field, Fields, Input, Variant},
-};
+use super::parse::{Body, Field, Fields, Input, Variant};
+use crate::errors::Errors;
 
 /// The wire tag of each variant: its explicit tag, or the previous variant's tag plus one (so
 /// without explicit tags, the variant's position, as serde numbers it). `None` past `u32::MAX`.

@@ -12,20 +12,48 @@ use super::{
     parse::{Body, Field, Fields, Input, Style, Variant},
 };
 
+/// The type's generics, each type parameter bound by `Message`; and the parameters' names.
+fn bounded_generics(generics: &syn::Generics, m: &TokenStream) -> (syn::Generics, Vec<syn::Ident>) {
+    let mut generics = generics.clone();
+    let params: Vec<_> = generics.type_params().map(|p| p.ident.clone()).collect();
+    let where_clause = generics.make_where_clause();
+    for p in &params {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#p: #m::Message));
+    }
+    (generics, params)
+}
+
+/// The impl emitted beside the errors of a derive that failed: it satisfies every use of the
+/// type, so that the errors shown are the derive's own, and it is never run (the crate does
+/// not compile).
+pub fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
+    let m = quote!(#krate::message);
+    let name = &input.ident;
+    let (generics, _) = bounded_generics(&input.generics, &m);
+    let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_g #m::Message for #name #ty_g #where_c {
+            fn encoded_len(&self) -> ::core::primitive::usize {
+                ::core::unreachable!()
+            }
+            fn encode(&self, _: &mut #m::__derive::BytesMut) {
+                ::core::unreachable!()
+            }
+            fn decode(_: &mut #m::Reader) -> ::core::result::Result<Self, #m::DecodeError> {
+                ::core::unreachable!()
+            }
+        }
+    }
+}
+
 pub fn expand(input: &Input) -> TokenStream {
     let krate = &input.krate;
     let m = quote!(#krate::message);
     let name = &input.ident;
-    let mut generics = input.generics.clone();
-    let params: Vec<_> = generics.type_params().map(|p| p.ident.clone()).collect();
-    {
-        let where_clause = generics.make_where_clause();
-        for p in &params {
-            where_clause
-                .predicates
-                .push(syn::parse_quote!(#p: #m::Message));
-        }
-    }
+    let (generics, params) = bounded_generics(&input.generics, &m);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     let shape = shape(input);
     let schema = schema(&m, input);

@@ -4,7 +4,6 @@
 mod attr;
 mod check;
 mod describe;
-mod errors;
 mod expand;
 mod parse;
 
@@ -16,14 +15,21 @@ pub fn derive(input: TokenStream) -> TokenStream {
         Ok(input) => input,
         Err(err) => return err.to_compile_error(),
     };
-    let mut errors = errors::Errors::default();
+    let mut errors = crate::errors::Errors::new();
     let parsed = parse::Input::from_syn(&input, &mut errors);
     if let Some(parsed) = &parsed {
         check::check(parsed, &mut errors);
     }
     match (parsed, errors.finish()) {
         (Some(parsed), Ok(())) => expand::expand(&parsed),
-        (_, Err(err)) => err.to_compile_error(),
+        // beside the errors, an impl that is never run: without it, every use of the type
+        // would add a "has no wire encoding" error to the one mistake in its attributes
+        (parsed, Err(err)) => {
+            let krate = parsed.map_or_else(|| syn::parse_quote!(::pea2pea), |p| p.krate);
+            let fallback = expand::fallback(&input, &krate);
+            let err = err.to_compile_error();
+            quote::quote!(#err #fallback)
+        }
         (None, Ok(())) => TokenStream::new(),
     }
 }

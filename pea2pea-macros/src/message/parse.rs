@@ -3,10 +3,8 @@
 use quote::ToTokens;
 use syn::{DeriveInput, Ident, LitInt};
 
-use super::{
-    attr::{self, DefaultAttr, Place},
-    errors::Errors,
-};
+use super::attr::{self, DefaultAttr, Place};
+use crate::errors::Errors;
 
 /// A type that derives `Message`.
 pub struct Input {

@@ -7,11 +7,11 @@ mod parse;
 
 use proc_macro2::TokenStream;
 
-use crate::protocol::errors::Errors;
+use crate::errors::Errors;
 
 /// The whole attribute: `args` are its own arguments, `item` the struct.
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
+    let mut errors = Errors::new();
     let krate = parse::args(args, &mut errors);
     let out = match syn::parse2::<syn::DeriveInput>(item.clone()) {
         Ok(mut input) => {
@@ -25,6 +25,6 @@ pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
             item
         }
     };
-    let errors = errors.to_compile_errors();
+    let errors = errors.into_compile_errors();
     quote::quote!(#errors #out)
 }

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{Data, DeriveInput, Member, Path, Type, parse::Parser};
 
-use crate::protocol::errors::Errors;
+use crate::errors::Errors;
 
 /// The field to return from `Pea2Pea::node`.
 pub struct NodeField {

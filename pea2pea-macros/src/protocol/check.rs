@@ -8,10 +8,8 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{LitStr, Path, Type};
 
-use super::{
-    errors::Errors,
-    parse::{Declaration, Framing, Hook, Item, Messages, OnArm, RpcItem, Setting, Value},
-};
+use super::parse::{Declaration, Framing, Hook, Item, Messages, OnArm, RpcItem, Setting, Value};
+use crate::errors::Errors;
 
 /// What the expansion needs, validated.
 pub struct Model {

@@ -3,7 +3,6 @@
 //! emitted beside the errors, so that one mistake is reported once.
 
 mod check;
-pub(crate) mod errors;
 mod expand;
 mod parse;
 
@@ -11,12 +10,12 @@ use proc_macro2::TokenStream;
 
 /// The whole macro: tokens in, impls (and every error found) out.
 pub fn protocol(input: TokenStream) -> TokenStream {
-    let mut errors = errors::Errors::default();
+    let mut errors = crate::errors::Errors::new();
     let expanded = parse::parse(input, &mut errors).map(|decl| {
         let model = check::check(decl, &mut errors);
         expand::expand(&model)
     });
-    let errors = errors.to_compile_errors();
+    let errors = errors.into_compile_errors();
     quote::quote!(#errors #expanded)
 }
 

@@ -9,7 +9,7 @@ use syn::{
     token,
 };
 
-use super::errors::Errors;
+use crate::errors::Errors;
 
 /// `Node speaks Msg over framing { items }`.
 pub struct Declaration {
