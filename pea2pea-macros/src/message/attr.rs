@@ -23,7 +23,7 @@ impl Place {
 
     fn expected(self) -> &'static str {
         match self {
-            Place::Container => "`crate = \"path\"`, `extensible` or `reserved(<tags>)`",
+            Place::Container => "`crate = path`, `extensible` or `reserved(<tags>)`",
             Place::Variant => "`tag = <integer>` or `other`",
             Place::Field => "`max_len = <integer>` or `default`",
         }
@@ -259,21 +259,10 @@ fn default_fn(meta: &ParseNestedMeta) -> syn::Result<Option<syn::Path>> {
 }
 
 fn crate_path(meta: &ParseNestedMeta) -> syn::Result<syn::Path> {
-    let wrong = |tokens: &dyn quote::ToTokens| {
-        syn::Error::new_spanned(
-            tokens,
-            "`crate` takes a path in a string, such as `#[message(crate = \"::pea2pea\")]`",
-        )
-    };
     if !meta.input.peek(syn::Token![=]) {
-        return Err(wrong(&meta.path));
+        return Err(
+            meta.error("`crate` takes the path to pea2pea, such as `#[message(crate = ::p2p)]`")
+        );
     }
-    let expr: syn::Expr = meta.value()?.parse()?;
-    match &expr {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(lit),
-            ..
-        }) => lit.parse::<syn::Path>().map_err(|_| wrong(lit)),
-        other => Err(wrong(other)),
-    }
+    crate::crate_path::parse(meta.value()?)
 }

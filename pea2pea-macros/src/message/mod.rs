@@ -25,7 +25,7 @@ pub fn derive(input: TokenStream) -> TokenStream {
         // beside the errors, an impl that is never run: without it, every use of the type
         // would add a "has no wire encoding" error to the one mistake in its attributes
         (parsed, Err(err)) => {
-            let krate = parsed.map_or_else(|| syn::parse_quote!(::pea2pea), |p| p.krate);
+            let krate = parsed.map_or_else(crate::crate_path::default, |p| p.krate);
             let fallback = expand::fallback(&input, &krate);
             let err = err.to_compile_error();
             quote::quote!(#err #fallback)

@@ -59,7 +59,7 @@ impl Input {
         let krate = attrs
             .krate
             .clone()
-            .unwrap_or_else(|| syn::parse_quote!(::pea2pea));
+            .unwrap_or_else(crate::crate_path::default);
         let body = match &input.data {
             syn::Data::Struct(data) => Body::Struct(Fields::from_syn(&data.fields, errors)),
             syn::Data::Enum(data) => Body::Enum(

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{Data, DeriveInput, Member, Path, Type, parse::Parser};
 
-use crate::errors::Errors;
+use crate::{crate_path, errors::Errors};
 
 /// The field to return from `Pea2Pea::node`.
 pub struct NodeField {
@@ -13,15 +13,10 @@ pub struct NodeField {
 
 /// `crate = path` (default `::pea2pea`).
 pub fn args(args: TokenStream, errors: &mut Errors) -> Path {
-    let mut krate: Path = syn::parse_quote!(::pea2pea);
+    let mut krate: Path = crate_path::default();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
-            let value = meta.value()?;
-            krate = if value.peek(syn::LitStr) {
-                value.parse::<syn::LitStr>()?.parse()?
-            } else {
-                Path::parse_mod_style(value)?
-            };
+            krate = crate_path::parse(meta.value()?)?;
             Ok(())
         } else {
             Err(meta.error(

@@ -78,7 +78,7 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
         Messages::Split { reads, writes } => (reads, writes),
     };
     let mut model = Model {
-        krate: syn::parse_quote!(::pea2pea),
+        krate: crate::crate_path::default(),
         node: decl.node,
         inbound,
         outbound,

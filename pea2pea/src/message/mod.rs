@@ -44,8 +44,8 @@
 //!   decoding fails when the length prefix exceeds it, before reading the contents. Encoding
 //!   does **not** check it (encoding is infallible): a sender that exceeds it writes a message
 //!   its peers reject, so validate such fields before sending.
-//! * `#[message(crate = "path")]` on the type: where to find this crate when it is renamed or
-//!   re-exported (default `::pea2pea`).
+//! * `#[message(crate = path)]` (or `crate = "path"`) on the type: where to find this crate
+//!   when it is renamed or re-exported (default `::pea2pea`).
 //!
 //! and, for messages that change between versions of a protocol (next section),
 //! `#[message(default)]` / `#[message(default = path)]` on trailing fields,

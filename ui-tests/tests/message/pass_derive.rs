@@ -20,6 +20,7 @@ struct Named<T> {
 struct Tuple(u8, ::std::string::String);
 
 #[derive(::pea2pea::Message)]
+#[message(crate = renamed::wire)]
 struct Unit;
 
 #[derive(::pea2pea::Message)]
