@@ -8,7 +8,11 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{LitStr, Path, Type};
 
-use super::parse::{Declaration, Framing, Hook, Item, Messages, OnArm, RpcItem, Setting, Value};
+use super::{
+    parse::{Declaration, Framing, Hook, Item, Messages, OnArm, RpcItem, Setting},
+    settings,
+    values::{count, size},
+};
 use crate::errors::Errors;
 
 /// What the expansion needs, validated.
@@ -70,8 +74,6 @@ const DEFAULT_CALL_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_MAX_CALLS: u64 = 1024;
 const DEFAULT_MAX_FRAME: u64 = 1024 * 1024;
 
-const KEYS: &str = "crate, name, handshake, handshake_timeout, read_queue, backpressure, idle_timeout, read_buffer, write_queue, write_timeout, write_buffer, disconnect_timeout, call_timeout, max_calls";
-
 pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
     let (inbound, outbound) = match decl.messages {
         Messages::Speaks(ty) => (Some(ty.clone()), Some(ty)),
@@ -105,19 +107,21 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
         model.framing = check_framing(framing, errors);
     }
 
-    let mut seen_keys: HashMap<String, Span> = HashMap::new();
+    // in the order written, so that the errors about them read top to bottom
+    let mut seen_keys: Vec<(String, Span)> = Vec::new();
     for item in decl.items {
         match item {
             Item::Setting(setting) => {
                 let key = setting.key.to_string();
-                if seen_keys.insert(key.clone(), setting.key.span()).is_some() {
+                if seen_keys.iter().any(|(seen, _)| *seen == key) {
                     errors.at(
                         &setting.key,
                         format!("`{key}` is set twice; keep one of the two settings"),
                     );
                     continue;
                 }
-                apply_setting(&mut model, setting, errors);
+                seen_keys.push((key, setting.key.span()));
+                apply_setting(&mut model, &setting, errors);
             }
             Item::On(arm) => model.arms.push(arm),
             Item::Rpc(rpc) => {
@@ -163,45 +167,9 @@ pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
             "this node declares no inbound messages (no `speaks`/`reads`), so there is nothing to handle; add `reads Msg` or remove the handler",
         );
     }
-    if model.handshake_timeout_ms.is_some() && model.handshake != HandshakeKind::Fingerprint {
-        let span = seen_keys["handshake_timeout"];
-        errors.at_span(
-            span,
-            "`handshake_timeout` applies to `handshake = fingerprint` only; a custom `Handshake` impl sets its own `TIMEOUT_MS`",
-        );
-    }
-    if model.disconnect_timeout_ms.is_some() && model.on_disconnect.is_none() && !has_rpc {
-        errors.at_span(
-            seen_keys["disconnect_timeout"],
-            "`disconnect_timeout` has no effect without an `on_disconnect(addr) => ...` hook",
-        );
-    }
-    for key in ["call_timeout", "max_calls"] {
-        if let (Some(span), false) = (seen_keys.get(key), has_rpc) {
-            errors.at_span(
-                *span,
-                format!("`{key}` has no effect: the protocol declares no `rpc`"),
-            );
-        }
-    }
-    for key in ["read_queue", "backpressure", "idle_timeout", "read_buffer"] {
-        if let (Some(span), None) = (seen_keys.get(key), &model.inbound) {
-            errors.at_span(
-                *span,
-                format!(
-                    "`{key}` has no effect: the node reads nothing (declare `speaks` or `reads`)"
-                ),
-            );
-        }
-    }
-    for key in ["write_queue", "write_timeout", "write_buffer"] {
-        if let (Some(span), None) = (seen_keys.get(key), &model.outbound) {
-            errors.at_span(
-                *span,
-                format!(
-                    "`{key}` has no effect: the node writes nothing (declare `speaks` or `writes`)"
-                ),
-            );
+    for (key, span) in &seen_keys {
+        if let Some(reason) = settings::find(key).and_then(|spec| spec.no_effect(&model)) {
+            errors.at_span(*span, reason);
         }
     }
     model
@@ -289,201 +257,23 @@ fn check_framing(framing: Framing, errors: &mut Errors) -> CheckedFraming {
     }
 }
 
-fn apply_setting(model: &mut Model, setting: Setting, errors: &mut Errors) {
+/// Stores a setting in the model, or records why it cannot be stored.
+fn apply_setting(model: &mut Model, setting: &Setting, errors: &mut Errors) {
     let key = setting.key.to_string();
-    let Some(value) = setting.value else {
+    let Some(spec) = settings::find(&key) else {
+        let keys = settings::keys();
         errors.at(
             &setting.key,
-            format!("`{key}` needs a value: write `{key} = ...`"),
+            format!("unknown setting `{key}`; expected one of: {keys}"),
         );
         return;
     };
-    match key.as_str() {
-        "crate" => match value {
-            Value::Path(path) => model.krate = path,
-            Value::Str(lit) => match lit.parse() {
-                Ok(path) => model.krate = path,
-                Err(_) => errors.at(&lit, "expected a path to the pea2pea crate, as in `crate = ::p2p`"),
-            },
-            other => errors.at_span(
-                other.span(),
-                "expected a path to the pea2pea crate, as in `crate = ::p2p`",
-            ),
-        },
-        "name" => match value {
-            Value::Str(lit) => model.name = Some(lit),
-            other => errors.at_span(
-                other.span(),
-                "expected a string naming the protocol, as in `name = \"chat/1\"`",
-            ),
-        },
-        "handshake" => match &value {
-            Value::Path(path) if path.is_ident("fingerprint") => {
-                model.handshake = HandshakeKind::Fingerprint;
-            }
-            Value::Path(path) if path.is_ident("custom") => model.handshake = HandshakeKind::Custom,
-            other => errors.at_span(
-                other.span(),
-                "unknown handshake; expected `fingerprint` (the built-in check that both peers speak this protocol) or `custom` (your own `impl Handshake`)",
-            ),
-        },
-        "handshake_timeout" => model.handshake_timeout_ms = duration(&value, &key, false, errors),
-        "disconnect_timeout" => model.disconnect_timeout_ms = duration(&value, &key, false, errors),
-        "call_timeout" => {
-            if let Some(ms) = duration(&value, &key, false, errors) {
-                model.call_timeout_ms = ms;
-            }
-        }
-        "idle_timeout" => model.read.idle_timeout_ms = duration(&value, &key, true, errors),
-        "write_timeout" => model.write.timeout_ms = duration(&value, &key, false, errors),
-        "read_queue" => model.read.queue = nonzero(count(&value, &key, errors), &value, &key, errors),
-        "write_queue" => model.write.queue = nonzero(count(&value, &key, errors), &value, &key, errors),
-        "max_calls" => {
-            if let Some(n) = nonzero(count(&value, &key, errors), &value, &key, errors) {
-                model.max_calls = n;
-            }
-        }
-        "read_buffer" => model.read.buffer = size(&value, &key, errors),
-        "write_buffer" => model.write.buffer = size(&value, &key, errors),
-        "backpressure" => match value {
-            Value::Bool(b) => model.read.backpressure = Some(b.value),
-            other => errors.at_span(other.span(), "expected `true` or `false`"),
-        },
-        _ => errors.at(
+    match &setting.value {
+        Some(value) => spec.apply(model, value, errors),
+        None => errors.at(
             &setting.key,
-            format!("unknown setting `{key}`; expected one of: {KEYS}"),
+            format!("`{key}` needs a value: write `{key} = ...`"),
         ),
-    }
-}
-
-fn int(value: &Value) -> Option<(u64, Option<&str>)> {
-    match value {
-        Value::Int { lit, unit } => {
-            let digits = lit.base10_digits().parse::<u64>().ok()?;
-            Some((digits, unit.as_ref().map(|(u, _)| u.as_str())))
-        }
-        _ => None,
-    }
-}
-
-/// Where a value's unit is written (the number itself when it is a suffix).
-fn unit_span(value: &Value) -> Span {
-    match value {
-        Value::Int {
-            unit: Some((_, span)),
-            ..
-        } => *span,
-        other => other.span(),
-    }
-}
-
-fn count(value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
-    match int(value) {
-        Some((n, None)) => Some(n),
-        Some((_, Some(unit))) => {
-            errors.at_span(
-                unit_span(value),
-                format!("`{key}` is a count and takes no unit; remove `{unit}`"),
-            );
-            None
-        }
-        None => {
-            errors.at_span(
-                value.span(),
-                format!("`{key}` expects a whole number, as in `{key} = 128`"),
-            );
-            None
-        }
-    }
-}
-
-fn nonzero(n: Option<u64>, value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
-    match n {
-        Some(0) => {
-            errors.at_span(value.span(), format!("`{key}` must be at least 1"));
-            None
-        }
-        other => other,
-    }
-}
-
-fn size(value: &Value, key: &str, errors: &mut Errors) -> Option<u64> {
-    let Some((n, unit)) = int(value) else {
-        errors.at_span(
-            value.span(),
-            format!("`{key}` expects a size, as in `{key} = 64 KiB` (units: B, KiB, MiB, GiB, KB, MB, GB)"),
-        );
-        return None;
-    };
-    let factor: u64 = match unit {
-        None | Some("B") => 1,
-        Some("KiB") => 1 << 10,
-        Some("MiB") => 1 << 20,
-        Some("GiB") => 1 << 30,
-        Some("KB") => 1_000,
-        Some("MB") => 1_000_000,
-        Some("GB") => 1_000_000_000,
-        Some(other) => {
-            errors.at_span(
-                unit_span(value),
-                format!("`{other}` is not a size unit; use B, KiB, MiB, GiB, KB, MB or GB, as in `{key} = 64 KiB`"),
-            );
-            return None;
-        }
-    };
-    let bytes = n.checked_mul(factor);
-    if bytes.is_none() {
-        errors.at_span(value.span(), format!("`{key}` is too large"));
-    }
-    bytes
-}
-
-fn duration(value: &Value, key: &str, zero_disables: bool, errors: &mut Errors) -> Option<u64> {
-    if let (Value::Path(path), true) = (value, zero_disables)
-        && path.is_ident("off")
-    {
-        return Some(0);
-    }
-    let Some((n, unit)) = int(value) else {
-        errors.at_span(
-            value.span(),
-            format!(
-                "`{key}` expects a duration, as in `{key} = 5 s` or `{key} = 250 ms`{}",
-                if zero_disables { ", or `off`" } else { "" }
-            ),
-        );
-        return None;
-    };
-    let ms = match unit {
-        Some("ms") => Some(n),
-        Some("s") => n.checked_mul(1_000),
-        Some("min") => n.checked_mul(60_000),
-        Some("h") => n.checked_mul(3_600_000),
-        Some(other) => {
-            errors.at_span(
-                unit_span(value),
-                format!("`{other}` is not a duration unit here; use ms, s, min or h, as in `{key} = 250 ms`"),
-            );
-            return None;
-        }
-        None => {
-            errors.at_span(
-                value.span(),
-                format!("`{key}` needs a unit: write `{n} ms` or `{n} s`"),
-            );
-            return None;
-        }
-    };
-    match ms {
-        Some(0) if !zero_disables => {
-            errors.at_span(value.span(), format!("`{key}` must be longer than zero"));
-            None
-        }
-        None => {
-            errors.at_span(value.span(), format!("`{key}` is too long"));
-            None
-        }
-        ms => ms,
     }
 }
 

@@ -5,6 +5,8 @@
 mod check;
 mod expand;
 mod parse;
+mod settings;
+mod values;
 
 use proc_macro2::TokenStream;
 

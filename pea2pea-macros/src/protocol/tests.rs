@@ -37,3 +37,27 @@ fn a_crate_override_replaces_every_runtime_path() {
     assert!(names.iter().any(|n| n == "p2p"));
     assert!(!output.to_string().contains("compile_error"), "{output}");
 }
+
+/// DSL.md's settings table documents exactly the keys `protocol!` accepts.
+#[test]
+fn dsl_md_lists_every_setting() {
+    let doc = include_str!("../../DSL.md");
+    let table = doc
+        .split("### Settings")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split("\n\n")
+                .find(|block| block.starts_with("| key |"))
+        })
+        .expect("DSL.md has a settings table under `### Settings`");
+    let documented: Vec<&str> = table
+        .lines()
+        .skip(2)
+        .filter_map(|row| row.strip_prefix("| `")?.split('`').next())
+        .collect();
+    let accepted: Vec<&str> = super::settings::SETTINGS.iter().map(|s| s.key).collect();
+    assert_eq!(
+        documented, accepted,
+        "DSL.md's settings table and settings.rs differ"
+    );
+}
