@@ -32,6 +32,12 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// Records that `what` (a key, a tag, a hook...) is given a second time, at `tokens`: one
+    /// wording for every duplicate in every macro.
+    pub fn twice(&mut self, tokens: impl ToTokens, what: impl Display, remedy: impl Display) {
+        self.at(tokens, format!("{what} is given twice; {remedy}"));
+    }
+
     /// Records an error built elsewhere (such as by syn's parser).
     pub fn push(&mut self, err: syn::Error) {
         match &mut self.found {

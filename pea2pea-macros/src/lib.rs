@@ -10,6 +10,7 @@
 mod crate_path;
 mod errors;
 mod message;
+mod text;
 
 use proc_macro::TokenStream;
 

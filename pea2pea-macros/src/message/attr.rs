@@ -127,7 +127,7 @@ fn parse_key(
         }
         Some(_) => {
             if out.has(&key) {
-                errors.at(&meta.path, format!("`{key}` is given twice; keep one"));
+                errors.twice(&meta.path, format!("`{key}`"), "keep one");
             }
             let key_path = meta.path.clone();
             match key.as_str() {

@@ -101,7 +101,7 @@ fn reserved_tags(input: &Input, variants: &[Variant], errors: &mut Errors) {
     };
     for (i, (tag, lit)) in reserved.iter().enumerate() {
         if reserved[..i].iter().any(|(t, _)| t == tag) {
-            errors.at(lit, format!("tag {tag} is reserved twice; keep one"));
+            errors.twice(lit, format!("reserved tag {tag}"), "keep one");
         }
     }
     for (variant, tag) in tagged(variants) {

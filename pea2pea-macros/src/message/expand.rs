@@ -8,9 +8,10 @@ use syn::spanned::Spanned;
 
 use super::{
     check::tags,
-    describe::{compact, schema, shape},
+    describe::{schema, shape},
     parse::{Body, Field, Fields, Input, Style, Variant},
 };
+use crate::text::compact;
 
 /// The type's generics, each type parameter bound by `Message`; and the parameters' names.
 fn bounded_generics(generics: &syn::Generics, m: &TokenStream) -> (syn::Generics, Vec<syn::Ident>) {

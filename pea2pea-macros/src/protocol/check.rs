@@ -13,7 +13,7 @@ use super::{
     settings,
     values::{count, size},
 };
-use crate::errors::Errors;
+use crate::{errors::Errors, text::compact};
 
 /// What the expansion needs, validated.
 pub struct Model {
@@ -75,111 +75,135 @@ const DEFAULT_MAX_CALLS: u64 = 1024;
 const DEFAULT_MAX_FRAME: u64 = 1024 * 1024;
 
 pub fn check(decl: Declaration, errors: &mut Errors) -> Model {
-    let (inbound, outbound) = match decl.messages {
-        Messages::Speaks(ty) => (Some(ty.clone()), Some(ty)),
-        Messages::Split { reads, writes } => (reads, writes),
-    };
-    let mut model = Model {
-        krate: crate::crate_path::default(),
-        node: decl.node,
-        inbound,
-        outbound,
-        framing: CheckedFraming::LengthDelimited {
-            max_frame: DEFAULT_MAX_FRAME,
-            width: 4,
-            little_endian: false,
-        },
-        name: None,
-        handshake: HandshakeKind::None,
-        read: ReadSettings::default(),
-        write: WriteSettings::default(),
-        handshake_timeout_ms: None,
-        disconnect_timeout_ms: None,
-        call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
-        max_calls: DEFAULT_MAX_CALLS,
-        arms: Vec::new(),
-        catch_all: decl.broken_items,
-        rpcs: Vec::new(),
-        on_connect: None,
-        on_disconnect: None,
-    };
+    let mut model = Model::new(decl.node, decl.messages, decl.broken_items);
     if let Some(framing) = decl.framing {
         model.framing = check_framing(framing, errors);
     }
+    let settings_written = collect_items(&mut model, decl.items, errors);
+    for rule in RULES {
+        rule(&model, errors);
+    }
+    settings_have_effect(&model, &settings_written, errors);
+    model
+}
 
-    // in the order written, so that the errors about them read top to bottom
-    let mut seen_keys: Vec<(String, Span)> = Vec::new();
-    for item in decl.items {
+impl Model {
+    /// The model before any item: the defaults.
+    fn new(node: Path, messages: Messages, broken_items: bool) -> Self {
+        let (inbound, outbound) = match messages {
+            Messages::Speaks(ty) => (Some(ty.clone()), Some(ty)),
+            Messages::Split { reads, writes } => (reads, writes),
+        };
+        Model {
+            krate: crate::crate_path::default(),
+            node,
+            inbound,
+            outbound,
+            framing: CheckedFraming::LengthDelimited {
+                max_frame: DEFAULT_MAX_FRAME,
+                width: 4,
+                little_endian: false,
+            },
+            name: None,
+            handshake: HandshakeKind::None,
+            read: ReadSettings::default(),
+            write: WriteSettings::default(),
+            handshake_timeout_ms: None,
+            disconnect_timeout_ms: None,
+            call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
+            max_calls: DEFAULT_MAX_CALLS,
+            arms: Vec::new(),
+            // a broken item may have been a handler: do not also report missing ones
+            catch_all: broken_items,
+            rpcs: Vec::new(),
+            on_connect: None,
+            on_disconnect: None,
+        }
+    }
+}
+
+/// Moves each item into the model, reporting duplicates; returns the settings written, with
+/// their spans, in the order written (so that later errors about them read top to bottom).
+fn collect_items(model: &mut Model, items: Vec<Item>, errors: &mut Errors) -> Vec<(String, Span)> {
+    let mut written: Vec<(String, Span)> = Vec::new();
+    for item in items {
         match item {
             Item::Setting(setting) => {
                 let key = setting.key.to_string();
-                if seen_keys.iter().any(|(seen, _)| *seen == key) {
-                    errors.at(
+                if written.iter().any(|(seen, _)| *seen == key) {
+                    errors.twice(
                         &setting.key,
-                        format!("`{key}` is set twice; keep one of the two settings"),
+                        format!("`{key}`"),
+                        "keep one of the two settings",
                     );
                     continue;
                 }
-                seen_keys.push((key, setting.key.span()));
-                apply_setting(&mut model, &setting, errors);
+                written.push((key, setting.key.span()));
+                apply_setting(model, &setting, errors);
             }
             Item::On(arm) => model.arms.push(arm),
             Item::Rpc(rpc) => {
-                let request = rpc.request.to_token_stream().to_string();
-                if model
-                    .rpcs
-                    .iter()
-                    .any(|r| r.request.to_token_stream().to_string() == request)
-                {
-                    errors.at(
+                let request = compact(&rpc.request.to_token_stream().to_string());
+                let seen =
+                    |r: &RpcItem| compact(&r.request.to_token_stream().to_string()) == request;
+                if model.rpcs.iter().any(seen) {
+                    errors.twice(
                         &rpc.request,
-                        format!(
-                            "`{}` is declared as an rpc request twice; each request type gets one `rpc` line",
-                            compact(&request)
-                        ),
+                        format!("rpc request `{request}`"),
+                        "each request type gets one `rpc` line",
                     );
                     continue;
                 }
                 model.rpcs.push(rpc);
             }
-            Item::Hook(hook) => check_hook(&mut model, hook, errors),
+            Item::Hook(hook) => check_hook(model, hook, errors),
         }
     }
+    written
+}
 
-    let has_rpc = !model.rpcs.is_empty();
-    if has_rpc {
-        if let CheckedFraming::Custom(ty) = &model.framing {
-            errors.at(
-                ty,
-                "rpc declarations need `length_delimited` framing (requests and responses travel in its frames); remove the rpcs or use `over length_delimited(...)`",
-            );
-        }
-        if model.inbound.is_none() || model.outbound.is_none() {
-            errors.at(
-                &model.rpcs[0].keyword,
-                "an rpc needs a protocol that both reads and writes; declare `speaks Msg` or `reads In, writes Out`",
-            );
-        }
+/// The rules that need the whole declaration, each named for what it ensures.
+const RULES: &[fn(&Model, &mut Errors)] = &[
+    rpcs_travel_in_length_delimited_frames,
+    rpcs_need_both_directions,
+    handlers_need_inbound_messages,
+];
+
+fn rpcs_travel_in_length_delimited_frames(model: &Model, errors: &mut Errors) {
+    if let (CheckedFraming::Custom(ty), false) = (&model.framing, model.rpcs.is_empty()) {
+        errors.at(
+            ty,
+            "rpc declarations need `length_delimited` framing (requests and responses travel in its frames); remove the rpcs or use `over length_delimited(...)`",
+        );
     }
+}
+
+fn rpcs_need_both_directions(model: &Model, errors: &mut Errors) {
+    let one_way = model.inbound.is_none() || model.outbound.is_none();
+    if let (Some(rpc), true) = (model.rpcs.first(), one_way) {
+        errors.at(
+            &rpc.keyword,
+            "an rpc needs a protocol that both reads and writes; declare `speaks Msg` or `reads In, writes Out`",
+        );
+    }
+}
+
+fn handlers_need_inbound_messages(model: &Model, errors: &mut Errors) {
     if let (None, Some(arm)) = (&model.inbound, model.arms.first()) {
         errors.at(
             &arm.pat,
             "this node declares no inbound messages (no `speaks`/`reads`), so there is nothing to handle; add `reads Msg` or remove the handler",
         );
     }
-    for (key, span) in &seen_keys {
-        if let Some(reason) = settings::find(key).and_then(|spec| spec.no_effect(&model)) {
+}
+
+/// A setting that cannot apply to this protocol is an error, not silently ignored.
+fn settings_have_effect(model: &Model, written: &[(String, Span)], errors: &mut Errors) {
+    for (key, span) in written {
+        if let Some(reason) = settings::find(key).and_then(|spec| spec.no_effect(model)) {
             errors.at_span(*span, reason);
         }
     }
-    model
-}
-
-fn compact(tokens: &str) -> String {
-    tokens
-        .replace(" :: ", "::")
-        .replace(" < ", "<")
-        .replace(" >", ">")
 }
 
 fn check_framing(framing: Framing, errors: &mut Errors) -> CheckedFraming {
@@ -193,7 +217,7 @@ fn check_framing(framing: Framing, errors: &mut Errors) -> CheckedFraming {
     for option in options {
         let key = option.key.to_string();
         if seen.insert(key.clone(), ()).is_some() {
-            errors.at(&option.key, format!("`{key}` is set twice; keep one"));
+            errors.twice(&option.key, format!("`{key}`"), "keep one");
             continue;
         }
         match (key.as_str(), &option.value) {
@@ -289,11 +313,10 @@ fn check_hook(model: &mut Model, hook: Hook, errors: &mut Errors) {
         )
     };
     if slot.is_some() {
-        errors.at(
+        errors.twice(
             &hook.name,
-            format!(
-                "`{name}` is declared twice; a node has one `{name}` hook, so merge the two bodies"
-            ),
+            format!("`{name}`"),
+            format!("a node has one `{name}` hook, so merge the two bodies"),
         );
         return;
     }
