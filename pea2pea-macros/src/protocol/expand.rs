@@ -185,6 +185,11 @@ fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
             };
             let max = usize_lit(*max_frame);
             let width = usize_lit(*width);
+            // the declared bound is the user's: the rpc envelope gets room on top
+            let max = match model.rpcs.is_empty() {
+                true => max,
+                false => quote!(#rt::frame_bound(#max, #width)),
+            };
             (
                 quote!(#rt::MessageCodec<#i, #o>),
                 quote!(#rt::length_delimited::<#i, #o>(#max, #width, #little_endian)),

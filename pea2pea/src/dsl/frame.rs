@@ -18,6 +18,27 @@ use crate::{
     message::{DecodeErrorKind, Reader, put_varint_u64, varint_len_u64},
 };
 
+/// The most bytes the envelope adds to a message, request or response: the kind byte, a call
+/// id (a varint, at most 10 bytes) and a method id (8 bytes).
+pub const ENVELOPE_MAX: usize = 1 + 10 + 8;
+
+/// The frame bound for a protocol with `rpc` lines, so that its declared `max_frame` bounds the
+/// user's message and not message and envelope together: `max_frame` plus room for the
+/// envelope, within what a `length_width`-byte header can describe.
+pub const fn frame_bound(max_frame: usize, length_width: usize) -> usize {
+    let header_max = if length_width >= size_of::<usize>() {
+        usize::MAX
+    } else {
+        (1 << (8 * length_width)) - 1
+    };
+    let wanted = max_frame.saturating_add(ENVELOPE_MAX);
+    if wanted < header_max {
+        wanted
+    } else {
+        header_max
+    }
+}
+
 const MESSAGE: u8 = 0;
 const REQUEST: u8 = 1;
 const RESPONSE: u8 = 2;
@@ -206,5 +227,23 @@ impl<M: Message> Message for Inbound<M> {
                 return Err(src.error(DecodeErrorKind::UnknownVariant(kind.into()), "rpc frame"));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::{ENVELOPE_MAX, frame_bound};
+
+    #[test]
+    fn the_envelope_gets_room_on_top_of_the_declared_bound() {
+        assert_eq!(frame_bound(256, 4), 256 + ENVELOPE_MAX);
+        assert_eq!(frame_bound(1024 * 1024, 4), 1024 * 1024 + ENVELOPE_MAX);
+    }
+
+    #[test]
+    fn the_bound_stays_within_what_the_header_describes() {
+        assert_eq!(frame_bound(250, 1), 255);
+        assert_eq!(frame_bound(65_535, 2), 65_535);
+        assert_eq!(frame_bound(usize::MAX - 1, 8), usize::MAX);
     }
 }
