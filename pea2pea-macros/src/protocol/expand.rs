@@ -491,12 +491,12 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
         );
         quote! {
             #[doc = #doc]
-            pub async fn call<__Pea2peaRequest: #rt::Rpc<Self>>(
+            pub fn call<__Pea2peaRequest>(
                 &self,
                 addr: #rt::SocketAddr,
                 request: __Pea2peaRequest,
-            ) -> #rt::io::Result<<__Pea2peaRequest as #rt::Rpc<Self>>::Response> {
-                #rt::call(self, addr, request, #timeout, #max).await
+            ) -> #rt::Call<'_, Self, __Pea2peaRequest> {
+                #rt::Call::new(self, addr, request, #timeout, #max)
             }
         }
     });

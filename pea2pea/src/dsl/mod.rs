@@ -5,6 +5,7 @@
 //! The DSL's per-node state (calls in flight, counters) lives in the node's extension slot
 //! ([`Node::extension_or_default`]), so that `#[node]` adds no field to your struct.
 
+mod call;
 pub(crate) mod ext;
 mod fanout;
 mod frame;
@@ -13,6 +14,7 @@ mod rpc;
 mod send;
 mod undeclared;
 
+pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
 
 #[doc(hidden)]

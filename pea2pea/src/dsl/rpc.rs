@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{Rpc, ext, frame::Frame, send::confirmed};
+use super::{ext, frame::Frame, send::confirmed};
 use crate::{Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
@@ -23,18 +23,18 @@ impl Drop for Pending {
     }
 }
 
-/// Sends `request` to `addr` and waits (for at most `timeout_ms`) for the peer's response; the
-/// wait ends early when that connection closes.
-pub async fn call<W, M, R>(
+/// Sends an encoded request (`body`, for `method`) to `addr` and waits (for at most
+/// `timeout_ms`) for the peer's encoded response; the wait ends early when that connection
+/// closes. `request` names the request's type in errors.
+pub(crate) async fn call_bytes<W, M>(
     this: &W,
     addr: SocketAddr,
-    request: R,
+    (method, body, request): (u64, Bytes, &'static str),
     timeout_ms: u64,
     max_calls: usize,
-) -> io::Result<R::Response>
+) -> io::Result<Bytes>
 where
     W: Writing<Message = Frame<M>>,
-    R: Rpc<W>,
 {
     let timeout = Duration::from_millis(timeout_ms);
     let deadline = Instant::now() + timeout;
@@ -54,17 +54,10 @@ where
     let timed_out = || {
         io::Error::new(
             io::ErrorKind::TimedOut,
-            format!(
-                "{addr} did not answer a `{}` within {timeout:?}",
-                std::any::type_name::<R>()
-            ),
+            format!("{addr} did not answer a `{request}` within {timeout:?}"),
         )
     };
-    let frame = Frame::Request {
-        id,
-        method: R::METHOD,
-        body: request.to_bytes(),
-    };
+    let frame = Frame::Request { id, method, body };
     match tokio::time::timeout_at(deadline, this.unicast_when_ready(addr, frame)).await {
         Ok(queued) => drop(queued?),
         Err(_) => return Err(timed_out()),
@@ -81,13 +74,21 @@ where
         () = closed => return Err(aborted(addr)),
         () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
     };
-    R::Response::from_bytes(bytes).map_err(|e| {
+    Ok(bytes)
+}
+
+/// Decodes the answer of `addr` to a `request`.
+pub(crate) fn decode_answer<T: Message>(
+    addr: SocketAddr,
+    answer: Bytes,
+    request: &'static str,
+) -> io::Result<T> {
+    T::from_bytes(answer).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "the answer of {addr} to a `{}` is not a valid `{}`: {e}",
-                std::any::type_name::<R>(),
-                std::any::type_name::<R::Response>()
+                "the answer of {addr} to a `{request}` is not a valid `{}`: {e}",
+                std::any::type_name::<T>()
             ),
         )
     })

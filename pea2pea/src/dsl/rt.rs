@@ -13,12 +13,12 @@ pub use core::{
 pub use std::{io, net::SocketAddr, vec::Vec};
 
 pub use super::{
-    Protocol, Rpc, SendReport, WhenFull,
+    Call, Protocol, Rpc, SendReport, WhenFull,
     ext::first_enable,
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
-    rpc::{call, complete, decode_request, respond, unknown_method},
+    rpc::{complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
     undeclared::{NoRpcDeclared, NoWritesDeclared},
 };
