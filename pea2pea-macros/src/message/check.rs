@@ -11,7 +11,7 @@ use crate::errors::Errors;
 /// The wire tag of each variant: its explicit tag, or the previous variant's tag plus one (so
 /// without explicit tags, the variant's position, as serde numbers it). `None` past `u32::MAX`.
 /// The catch-all gets one too, which it ignores: it is the last variant.
-pub fn tags(variants: &[Variant]) -> Vec<Option<u32>> {
+fn tags(variants: &[Variant]) -> Vec<Option<u32>> {
     let mut next = Some(0u32);
     variants
         .iter()
@@ -23,7 +23,19 @@ pub fn tags(variants: &[Variant]) -> Vec<Option<u32>> {
         .collect()
 }
 
-pub fn check(input: &Input, errors: &mut Errors) {
+/// Checks the input, and resolves each variant's wire tag into the model for the expansion.
+pub fn check(input: &mut Input, errors: &mut Errors) {
+    rules(input, errors);
+    if let Body::Enum(variants) = &mut input.body {
+        let resolved = tags(variants);
+        for (variant, tag) in variants.iter_mut().zip(resolved) {
+            // a tag past u32::MAX is an error reported above, and then nothing is expanded
+            variant.tag = tag.unwrap_or(u32::MAX);
+        }
+    }
+}
+
+fn rules(input: &Input, errors: &mut Errors) {
     match &input.body {
         Body::Struct(fields) => {
             trailing_defaults(fields, errors);

@@ -4,10 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 
-use super::{
-    check::tags,
-    parse::{Body, Fields, Input, Style},
-};
+use super::parse::{Body, Fields, Input, Style};
 use crate::text::compact;
 
 /// The type's declaration as a compact string: `struct Point { x: u32, y: u32 }`,
@@ -55,10 +52,9 @@ pub fn shape(input: &Input) -> String {
         Body::Enum(variants) => {
             let list = variants
                 .iter()
-                .zip(tags(variants))
-                .map(|(v, tag)| match v.other {
+                .map(|v| match v.other {
                     Some(_) => format!("{}{} = other", v.ident, fields(&v.fields)),
-                    None => format!("{}{} = {}", v.ident, fields(&v.fields), tag.unwrap_or(0)),
+                    None => format!("{}{} = {}", v.ident, fields(&v.fields), v.tag),
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -93,16 +89,12 @@ pub fn schema(m: &TokenStream, input: &Input) -> TokenStream {
             quote!(#d::SchemaKind::Struct { fields: #fields, extensible: #extensible })
         }
         Body::Enum(variants) => {
-            let listed = variants
-                .iter()
-                .zip(tags(variants))
-                .filter(|(v, _)| v.other.is_none())
-                .map(|(v, tag)| {
-                    let name = v.ident.to_string();
-                    let tag = tag.unwrap_or_default();
-                    let fields = field_schemas(&d, &v.fields);
-                    quote!(#d::VariantSchema { name: #name, tag: #tag, fields: #fields })
-                });
+            let listed = variants.iter().filter(|v| v.other.is_none()).map(|v| {
+                let name = v.ident.to_string();
+                let tag = v.tag;
+                let fields = field_schemas(&d, &v.fields);
+                quote!(#d::VariantSchema { name: #name, tag: #tag, fields: #fields })
+            });
             let catch_all = match variants.iter().find(|v| v.other.is_some()) {
                 Some(v) => {
                     let name = v.ident.to_string();

@@ -7,7 +7,6 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{
-    check::tags,
     describe::{schema, shape},
     parse::{Body, Field, Fields, Input, Style, Variant},
 };
@@ -60,7 +59,12 @@ pub fn expand(input: &Input) -> TokenStream {
     let schema = schema(&m, input);
     let ty_name = name.to_string();
     let open_ended = input.open_ended();
-    let (min_len, len_body, enc_body, dec_body) = match &input.body {
+    let BodyCode {
+        min_len,
+        len: len_body,
+        encode: enc_body,
+        decode: dec_body,
+    } = match &input.body {
         Body::Struct(fields) => strukt(&m, &ty_name, fields),
         Body::Enum(variants) => enumeration(&m, input, variants),
     };
@@ -214,11 +218,19 @@ fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     quote!(if #m::Reader::at_end(src) { #value } else { #decode })
 }
 
-fn strukt(
-    m: &TokenStream,
-    name: &str,
-    fields: &Fields,
-) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+/// The bodies of the impl's items for a struct or an enum.
+struct BodyCode {
+    /// `Message::MIN_LEN`.
+    min_len: TokenStream,
+    /// `encoded_len`'s body.
+    len: TokenStream,
+    /// `encode`'s body.
+    encode: TokenStream,
+    /// The expression that decodes a value (inside `decode`).
+    decode: TokenStream,
+}
+
+fn strukt(m: &TokenStream, name: &str, fields: &Fields) -> BodyCode {
     let FieldsCode {
         pattern,
         len,
@@ -231,25 +243,21 @@ fn strukt(
     } else {
         quote!(let Self #pattern = *self;)
     };
-    (
+    BodyCode {
         min_len,
-        quote!(#bind #len),
-        quote!(#bind #encode),
-        quote!(Self #construct),
-    )
+        len: quote!(#bind #len),
+        encode: quote!(#bind #encode),
+        decode: quote!(Self #construct),
+    }
 }
 
-fn enumeration(
-    m: &TokenStream,
-    input: &Input,
-    variants: &[Variant],
-) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+fn enumeration(m: &TokenStream, input: &Input, variants: &[Variant]) -> BodyCode {
     let name = input.ident.to_string();
     let mut len_arms = Vec::new();
     let mut enc_arms = Vec::new();
     let mut dec_arms = Vec::new();
     let mut catch_all = None;
-    for (variant, tag) in variants.iter().zip(tags(variants)) {
+    for variant in variants {
         let ident = &variant.ident;
         if variant.other.is_some() {
             let (len, enc, dec) = catch_all_arms(m, variant);
@@ -258,8 +266,7 @@ fn enumeration(
             catch_all = Some(dec);
             continue;
         }
-        // check() has already rejected tags past u32::MAX.
-        let tag = tag.unwrap_or_default();
+        let tag = variant.tag;
         let path = format!("{name}::{ident}");
         let FieldsCode {
             pattern,
@@ -291,7 +298,12 @@ fn enumeration(
             let tag = #m::Reader::read_variant(src, #name)?;
             ::core::result::Result::Err(#m::__derive::unknown_variant(tag, #name, at))
         };
-        return (min_len, len, enc, dec);
+        return BodyCode {
+            min_len,
+            len,
+            encode: enc,
+            decode: dec,
+        };
     }
     let unknown = catch_all.unwrap_or_else(|| {
         quote!(tag => return ::core::result::Result::Err(
@@ -305,7 +317,12 @@ fn enumeration(
             #unknown
         }
     };
-    (min_len, len, enc, dec)
+    BodyCode {
+        min_len,
+        len,
+        encode: enc,
+        decode: dec,
+    }
 }
 
 /// The catch-all's arms: it encodes as the tag it holds followed by its bytes, exactly what it

@@ -16,8 +16,8 @@ pub fn derive(input: TokenStream) -> TokenStream {
         Err(err) => return err.to_compile_error(),
     };
     let mut errors = crate::errors::Errors::new();
-    let parsed = parse::Input::from_syn(&input, &mut errors);
-    if let Some(parsed) = &parsed {
+    let mut parsed = parse::Input::from_syn(&input, &mut errors);
+    if let Some(parsed) = &mut parsed {
         check::check(parsed, &mut errors);
     }
     match (parsed, errors.finish()) {

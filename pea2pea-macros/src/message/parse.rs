@@ -30,6 +30,8 @@ pub struct Variant {
     /// `#[message(other)]`: the key, when this is the catch-all.
     pub other: Option<syn::Path>,
     pub fields: Fields,
+    /// The wire tag, resolved by `check::check` (the expansion reads it, never recomputes it).
+    pub tag: u32,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -72,6 +74,7 @@ impl Input {
                             explicit_tag: attrs.tag,
                             other: attrs.other,
                             fields: Fields::from_syn(&v.fields, errors),
+                            tag: 0,
                         }
                     })
                     .collect(),
