@@ -409,13 +409,7 @@ async fn honest_fetch(peer: &Target, target: SocketAddr) -> io::Result<Duration>
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger_at("error");
-    let args = match Args::parse(&["target"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: adversary [--target ADDR]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["target"], "adversary [--target ADDR]");
     let external = match args.get_str("target", "") {
         "" => None,
         addr => match addr.parse::<SocketAddr>() {

@@ -121,23 +121,20 @@ const POLL: Duration = Duration::from_millis(50);
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&[
-        "connections",
-        "shards",
-        "clients",
-        "role",
-        "index",
-        "listen",
-        "max",
-        "target",
-        "sources",
-    ]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: c100k [--connections N] [--shards S] [--clients C]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &[
+            "connections",
+            "shards",
+            "clients",
+            "role",
+            "index",
+            "listen",
+            "max",
+            "target",
+            "sources",
+        ],
+        "c100k [--connections N] [--shards S] [--clients C]",
+    );
     let role = args.get_str("role", "coordinator");
     let name = format!("{role} {}", args.get_str("index", ""));
     let result = match role {

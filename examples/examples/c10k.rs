@@ -66,13 +66,7 @@ const DIALLING: usize = 256;
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["connections", "role", "target"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: c10k [--connections N]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["connections", "role", "target"], "c10k [--connections N]");
     let wanted: u64 = args.get("connections", 10_000);
     if !(1..=60_000).contains(&wanted) {
         eprintln!("--connections must be between 1 and 60000");

@@ -114,13 +114,10 @@ impl ChatNode {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["listen", "connect", "name"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--connect ADDR[,ADDR...]] [--name NAME]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &["listen", "connect", "name"],
+        "chat [--listen ADDR] [--connect ADDR[,ADDR...]] [--name NAME]",
+    );
     match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

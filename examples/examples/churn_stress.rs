@@ -154,13 +154,10 @@ impl Worker {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["workers", "seconds"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: churn_stress [--workers W] [--seconds S]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &["workers", "seconds"],
+        "churn_stress [--workers W] [--seconds S]",
+    );
     let workers: usize = args.get("workers", 16);
     let seconds: f64 = args.get("seconds", 5.0);
     if !(1..=200).contains(&workers) || seconds <= 0.0 {

@@ -54,13 +54,7 @@ fn kib(bytes: u64, per: u64) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["nodes"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: dense_mesh [--nodes N]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["nodes"], "dense_mesh [--nodes N]");
     let n: usize = args.get("nodes", 100);
     if !(2..=1000).contains(&n) {
         eprintln!("--nodes must be between 2 and 1000");

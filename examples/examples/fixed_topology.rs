@@ -47,13 +47,7 @@ protocol! {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["nodes"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: fixed_topology [--nodes N]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["nodes"], "fixed_topology [--nodes N]");
     let n: usize = args.get("nodes", 12);
     if !(4..=150).contains(&n) {
         eprintln!("--nodes must be between 4 and 150");

@@ -176,13 +176,7 @@ impl Gossiper {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["nodes", "round-ms"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: gossip [--nodes N] [--round-ms MS]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["nodes", "round-ms"], "gossip [--nodes N] [--round-ms MS]");
     let n: usize = args.get("nodes", 32);
     let round = Duration::from_millis(args.get("round-ms", 100));
     if !(4..=500).contains(&n) || round.is_zero() {

@@ -305,16 +305,11 @@ async fn serve(node: Rendezvous, peers: usize) -> io::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["role", "listen", "peers", "rendezvous", "bind", "name"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: hole_punching [--role rendezvous --listen ADDR [--peers 2] | \
-                 --role peer --rendezvous ADDR --bind IP --name NAME]"
-            );
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &["role", "listen", "peers", "rendezvous", "bind", "name"],
+        "hole_punching [--role rendezvous --listen ADDR [--peers 2] | \
+         --role peer --rendezvous ADDR --bind IP --name NAME]",
+    );
     let addr = |key: &str| {
         args.get_str(key, "")
             .parse::<SocketAddr>()

@@ -551,13 +551,7 @@ pub mod libp2p_interop {
     #[tokio::main]
     pub async fn main() -> ExitCode {
         pea2pea_examples::start_logger();
-        let args = match pea2pea_examples::Args::parse(&["pings"]) {
-            Ok(args) => args,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        };
+        let args = pea2pea_examples::Args::parse_or_exit(&["pings"], "libp2p [--pings N]");
         match run(args.get("pings", 5usize)).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

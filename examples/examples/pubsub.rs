@@ -172,14 +172,8 @@ const TOPIC: &str = "prices";
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let usage = "usage: pubsub [--items N] [--subscribers S] [--when-full wait|drop|disconnect]";
-    let args = match Args::parse(&["items", "subscribers", "when-full"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\n{usage}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let usage = "pubsub [--items N] [--subscribers S] [--when-full wait|drop|disconnect]";
+    let args = Args::parse_or_exit(&["items", "subscribers", "when-full"], usage);
     let items: u64 = args.get("items", 2000);
     let subscribers: usize = args.get("subscribers", 6).max(1);
     let when_full = match args.get_str("when-full", "wait") {
@@ -187,7 +181,7 @@ async fn main() -> ExitCode {
         "drop" => WhenFull::Drop,
         "disconnect" => WhenFull::Disconnect,
         other => {
-            eprintln!("unknown --when-full {other}\n{usage}");
+            eprintln!("unknown --when-full {other}\nusage: {usage}");
             return ExitCode::FAILURE;
         }
     };

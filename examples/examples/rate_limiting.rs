@@ -154,13 +154,10 @@ impl Talker {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&["limit", "seconds"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: rate_limiting [--limit MSGS_PER_SEC] [--seconds S]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &["limit", "seconds"],
+        "rate_limiting [--limit MSGS_PER_SEC] [--seconds S]",
+    );
     let limit: u64 = args.get("limit", 100);
     let seconds: u64 = args.get("seconds", 3);
     if limit < 5 || seconds == 0 {

@@ -148,13 +148,7 @@ async fn client(
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger_at("error");
-    let args = match Args::parse(&["calls", "clients"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\nusage: rpc [--calls N] [--clients C]");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(&["calls", "clients"], "rpc [--calls N] [--clients C]");
     let calls: usize = args.get("calls", 20_000);
     let clients: usize = args.get("clients", 16).clamp(1, 64);
     match run(calls, clients).await {

@@ -310,13 +310,10 @@ mod sim {
 
     pub fn main() -> ExitCode {
         pea2pea_examples::start_logger();
-        let args = match Args::parse(&["nodes", "rumours", "seed"]) {
-            Ok(args) => args,
-            Err(e) => {
-                eprintln!("{e}\nusage: simulation [--nodes N] [--rumours R] [--seed S]");
-                return ExitCode::FAILURE;
-            }
-        };
+        let args = Args::parse_or_exit(
+            &["nodes", "rumours", "seed"],
+            "simulation [--nodes N] [--rumours R] [--seed S]",
+        );
         let n: usize = args.get("nodes", 20);
         let per_phase: u32 = args.get("rumours", 20);
         let seed: u64 = args.get("seed", 42);

@@ -114,27 +114,22 @@ impl Gossiper {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger();
-    let args = match Args::parse(&[
-        "nodes",
-        "topology",
-        "degree",
-        "rumours",
-        "listen",
-        "join",
-        "max-per-ip",
-        "probe",
-        "connections",
-    ]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: swarm [--nodes N] [--topology random|ring|mesh|line|star] [--degree D] [--rumours R]\n   \
-                 or: swarm --listen ADDR [--join SEED] [--max-per-ip N]\n   \
-                 or: swarm --probe ADDR --connections K"
-            );
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &[
+            "nodes",
+            "topology",
+            "degree",
+            "rumours",
+            "listen",
+            "join",
+            "max-per-ip",
+            "probe",
+            "connections",
+        ],
+        "swarm [--nodes N] [--topology random|ring|mesh|line|star] [--degree D] [--rumours R]\n   \
+         or: swarm --listen ADDR [--join SEED] [--max-per-ip N]\n   \
+         or: swarm --probe ADDR --connections K",
+    );
     if args.has("listen") {
         return member::run(&args).await;
     }

@@ -58,6 +58,15 @@ impl Args {
         Ok(Self(map))
     }
 
+    /// Parses the process's arguments, or prints what is wrong and `usage: {usage}` and exits
+    /// with status 2.
+    pub fn parse_or_exit(known: &[&str], usage: &str) -> Self {
+        Self::parse(known).unwrap_or_else(|e| {
+            eprintln!("{e}\nusage: {usage}");
+            std::process::exit(2)
+        })
+    }
+
     /// The value of `--key`, or `default`; exits with a message if it does not parse.
     pub fn get<T: FromStr>(&self, key: &str, default: T) -> T {
         match self.0.get(key) {
