@@ -1,4 +1,4 @@
-//! DSL-20: with `rpc` lines, a message of exactly the declared `max_frame` still travels: the
+//! DSL-30: with `rpc` lines, a message of exactly the declared `max_frame` still travels: the
 //! envelope around every frame (at most 19 bytes) gets room of its own on top of the bound.
 
 use std::{
@@ -50,7 +50,7 @@ async fn peer(name: &str) -> (Peer, SocketAddr) {
 }
 
 #[tokio::test]
-async fn dsl_20_a_message_of_exactly_max_frame_travels_with_rpc_lines() -> io::Result<()> {
+async fn dsl_30_a_message_of_exactly_max_frame_travels_with_rpc_lines() -> io::Result<()> {
     let (a, _) = peer("a").await;
     let (b, b_addr) = peer("b").await;
     a.node().connect(b_addr).await?;
