@@ -1,7 +1,12 @@
-//! The engine's network benchmarks against a raw-tokio baseline in the same run.
+//! The engine's network benchmarks against a raw-tokio baseline and the physical limit, all
+//! in the same run. The limits are plain sockets with nothing on top: a blast of 1 MiB writes
+//! (the throughput rows), the same blast of 68-byte records framed in advance (the small-message
+//! rows) and a ping-pong between two blocking threads (the latency rows).
 //!
 //! ```text
 //! cargo bench -p pea2pea-benches --bench engine
+//! cargo bench -p pea2pea-benches --bench engine -- small pingpong   # only these workloads
+//! PEA2PEA_BENCH_SIDE=engine cargo bench -p pea2pea-benches --bench engine -- small  # one side
 //! ```
 
 #[path = "../src/report.rs"]

@@ -3,6 +3,7 @@
 //! published-crate comparison, which name the engine they run in `ENGINE`.
 
 use std::{
+    pin::Pin,
     process::Command,
     time::{Duration, Instant},
 };
@@ -27,6 +28,8 @@ struct Row {
     unit: &'static str,
     ours: f64,
     raw: f64,
+    /// The physical limit of the workload (`limits` rows), or NaN where there is none.
+    limit: f64,
     higher_is_better: bool,
 }
 
@@ -34,23 +37,33 @@ fn rate(amount: f64, time: Duration) -> f64 {
     amount / time.as_secs_f64()
 }
 
-/// Runs `f` for both engines `ROUNDS` times, alternating, and keeps each side's median.
-async fn alternate<F, G, A, B>(mut ours: F, mut raw: G) -> (f64, f64)
+/// One side of a comparison: a workload run that returns its figure.
+type Side<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = f64> + 'a>> + 'a>;
+
+fn side<'a, F, A>(mut f: F) -> Side<'a>
 where
-    F: FnMut() -> A,
-    G: FnMut() -> B,
-    A: Future<Output = f64>,
-    B: Future<Output = f64>,
+    F: FnMut() -> A + 'a,
+    A: Future<Output = f64> + 'a,
 {
-    // PEA2PEA_BENCH_SIDE=engine|raw runs one side only (for profiling)
-    let side = std::env::var("PEA2PEA_BENCH_SIDE").unwrap_or_default();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    Box::new(move || Box::pin(f()))
+}
+
+/// Runs the engine, raw tokio and the physical limit `ROUNDS` times each, alternating, and
+/// keeps each side's median (NaN for a side not run).
+async fn alternate(mut ours: Side<'_>, mut raw: Side<'_>, mut limit: Side<'_>) -> (f64, f64, f64) {
+    // PEA2PEA_BENCH_SIDE=engine|raw|limit runs one side only (for profiling)
+    let only = std::env::var("PEA2PEA_BENCH_SIDE").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only == name;
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        if side != "raw" {
+        if runs("engine") {
             a.push(ours().await);
         }
-        if side != "engine" {
+        if runs("raw") {
             b.push(raw().await);
+        }
+        if runs("limit") {
+            c.push(limit().await);
         }
     }
 
@@ -58,7 +71,12 @@ where
         v.sort_by(|x, y| x.total_cmp(y));
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    (mid(&mut a), mid(&mut b))
+    (mid(&mut a), mid(&mut b), mid(&mut c))
+}
+
+/// No physical limit is measured for this workload.
+fn no_limit<'a>() -> Side<'a> {
+    side(|| async { f64::NAN })
 }
 
 /// A memory figure, measured in a fresh child process so that earlier runs don't skew it.
@@ -101,35 +119,39 @@ pub async fn run(engine: &str) {
     let mut rows = Vec::new();
 
     const BIG: usize = 32 * 1024;
+    const MIB: usize = 1024 * 1024;
     let gib = (1u64 << 30) as f64;
     if wanted("throughput") {
-        let (ours, raw) = alternate(
-            || async {
-                rate(
-                    (20_000 * BIG) as f64,
-                    pea2pea_stream::<64>(1, 20_000, BIG).await,
-                )
-            },
-            || async { rate((20_000 * BIG) as f64, raw_stream(1, 20_000, BIG).await) },
+        let total = 20_000 * BIG;
+        let (ours, raw, limit) = alternate(
+            side(|| async { rate(total as f64, pea2pea_stream::<64>(1, 20_000, BIG).await) }),
+            side(|| async { rate(total as f64, raw_stream(1, 20_000, BIG).await) }),
+            side(|| async { rate(total as f64, limit_blast(total, MIB).await) }),
         )
         .await;
+        rows.push(Row {
+            workload: "limit: plain-socket blast, 1 MiB writes, no framing",
+            unit: "GiB/s",
+            ours: f64::NAN,
+            raw: f64::NAN,
+            limit: limit / gib,
+            higher_is_better: true,
+        });
         rows.push(Row {
             workload: "throughput 1->1, 32 KiB",
             unit: "GiB/s",
             ours: ours / gib,
             raw: raw / gib,
+            limit: limit / gib,
             higher_is_better: true,
         });
     }
     if wanted("throughput") {
-        let (ours, raw) = alternate(
-            || async {
-                rate(
-                    (10 * 2_000 * BIG) as f64,
-                    pea2pea_stream::<64>(10, 2_000, BIG).await,
-                )
-            },
-            || async { rate((10 * 2_000 * BIG) as f64, raw_stream(10, 2_000, BIG).await) },
+        let total = 10 * 2_000 * BIG;
+        let (ours, raw, limit) = alternate(
+            side(|| async { rate(total as f64, pea2pea_stream::<64>(10, 2_000, BIG).await) }),
+            side(|| async { rate(total as f64, raw_stream(10, 2_000, BIG).await) }),
+            side(|| async { rate(total as f64, limit_blast(total, MIB).await) }),
         )
         .await;
         rows.push(Row {
@@ -137,26 +159,40 @@ pub async fn run(engine: &str) {
             unit: "GiB/s",
             ours: ours / gib,
             raw: raw / gib,
+            limit: limit / gib,
             higher_is_better: true,
         });
     }
     if wanted("small") {
-        let (ours, raw) = alternate(
-            || async { rate(500_000.0, pea2pea_stream::<64>(1, 500_000, 64).await) },
-            || async { rate(500_000.0, raw_stream(1, 500_000, 64).await) },
+        const COUNT: usize = 500_000;
+        let n = COUNT as f64;
+        let (ours, raw, limit) = alternate(
+            side(|| async { rate(n, pea2pea_stream::<64>(1, COUNT, 64).await) }),
+            side(|| async { rate(n, raw_stream(1, COUNT, 64).await) }),
+            side(|| async { rate(n, limit_record_blast(COUNT, 64, 256 * 1024).await) }),
         )
         .await;
+        rows.push(Row {
+            workload: "limit: 68-byte records framed in advance, 256 KiB writes",
+            unit: "Mmsg/s",
+            ours: f64::NAN,
+            raw: f64::NAN,
+            limit: limit / 1e6,
+            higher_is_better: true,
+        });
         rows.push(Row {
             workload: "small 1->1, 64 B (queue 64, default)",
             unit: "Mmsg/s",
             ours: ours / 1e6,
             raw: raw / 1e6,
+            limit: limit / 1e6,
             higher_is_better: true,
         });
         // a queue of 128 lets one write carry ~8 KiB, the size at which FramedWrite flushes
-        let (ours, raw) = alternate(
-            || async { rate(500_000.0, pea2pea_stream::<128>(1, 500_000, 64).await) },
-            || async { rate(500_000.0, raw_stream(1, 500_000, 64).await) },
+        let (ours, raw, limit) = alternate(
+            side(|| async { rate(n, pea2pea_stream::<128>(1, COUNT, 64).await) }),
+            side(|| async { rate(n, raw_stream(1, COUNT, 64).await) }),
+            side(|| async { rate(n, limit_record_blast(COUNT, 64, 256 * 1024).await) }),
         )
         .await;
         rows.push(Row {
@@ -164,21 +200,32 @@ pub async fn run(engine: &str) {
             unit: "Mmsg/s",
             ours: ours / 1e6,
             raw: raw / 1e6,
+            limit: limit / 1e6,
             higher_is_better: true,
         });
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     if wanted("pingpong") {
-        let (mut ours_rtt, mut raw_rtt) = (Vec::new(), Vec::new());
+        let (mut ours_rtt, mut raw_rtt, mut limit_rtt) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             ours_rtt.extend(pea2pea_pingpong(2_000, 64).await);
             raw_rtt.extend(raw_pingpong(2_000, 64).await);
+            limit_rtt.extend(limit_pingpong(2_000, 68).await);
         }
+        rows.push(Row {
+            workload: "limit: pingpong 68 B, two blocking threads, median",
+            unit: "µs",
+            ours: f64::NAN,
+            raw: f64::NAN,
+            limit: us(median(&mut limit_rtt)),
+            higher_is_better: false,
+        });
         rows.push(Row {
             workload: "pingpong 64 B, median",
             unit: "µs",
             ours: us(median(&mut ours_rtt)),
             raw: us(median(&mut raw_rtt)),
+            limit: us(median(&mut limit_rtt)),
             higher_is_better: false,
         });
         rows.push(Row {
@@ -186,13 +233,15 @@ pub async fn run(engine: &str) {
             unit: "µs",
             ours: us(percentile(&mut ours_rtt, 99.0)),
             raw: us(percentile(&mut raw_rtt, 99.0)),
+            limit: us(percentile(&mut limit_rtt, 99.0)),
             higher_is_better: false,
         });
     }
     if wanted("connect") {
-        let (ours, raw) = alternate(
-            || async { rate(1000.0, pea2pea_connect_burst(1000).await) },
-            || async { rate(1000.0, raw_connect_burst(1000).await) },
+        let (ours, raw, _) = alternate(
+            side(|| async { rate(1000.0, pea2pea_connect_burst(1000).await) }),
+            side(|| async { rate(1000.0, raw_connect_burst(1000).await) }),
+            no_limit(),
         )
         .await;
         rows.push(Row {
@@ -200,6 +249,7 @@ pub async fn run(engine: &str) {
             unit: "conn/s",
             ours,
             raw,
+            limit: f64::NAN,
             higher_is_better: true,
         });
     }
@@ -214,6 +264,7 @@ pub async fn run(engine: &str) {
             unit: "cycles/s",
             ours: seq[ROUNDS / 2],
             raw: f64::NAN,
+            limit: f64::NAN,
             higher_is_better: true,
         });
     }
@@ -229,6 +280,7 @@ pub async fn run(engine: &str) {
             unit: "µs",
             ours: us(median(&mut up)),
             raw: f64::NAN,
+            limit: f64::NAN,
             higher_is_better: false,
         });
         rows.push(Row {
@@ -236,6 +288,7 @@ pub async fn run(engine: &str) {
             unit: "µs",
             ours: us(median(&mut down)),
             raw: f64::NAN,
+            limit: f64::NAN,
             higher_is_better: false,
         });
     }
@@ -246,6 +299,7 @@ pub async fn run(engine: &str) {
             unit: "KiB",
             ours: kib(memory_in_child("engine-nodes")),
             raw: kib(memory_in_child("raw-nodes")),
+            limit: f64::NAN,
             higher_is_better: false,
         });
         rows.push(Row {
@@ -253,29 +307,44 @@ pub async fn run(engine: &str) {
             unit: "KiB",
             ours: kib(memory_in_child("engine-connections")),
             raw: kib(memory_in_child("raw-connections")),
+            limit: f64::NAN,
             higher_is_better: false,
         });
     }
 
-    println!("\n{engine} vs raw tokio (medians of {ROUNDS} alternating runs; 2-core machine)\n");
-    println!("| workload | unit | {engine} | raw tokio | ratio |");
-    println!("| --- | --- | ---: | ---: | ---: |");
+    println!(
+        "\n{engine} vs raw tokio and the physical limit (medians of {ROUNDS} alternating runs; \
+         2-core machine)\n"
+    );
+    println!("| workload | unit | {engine} | raw tokio | ratio | limit | % of limit |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let cell = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.2}")
+        } else {
+            "—".into()
+        }
+    };
     for row in rows {
-        let ratio = row.ours / row.raw;
-        let ratio = if ratio.is_finite() {
-            format!("{ratio:.2}")
+        // how close the engine comes to the limit: 100% is the limit itself
+        let of_limit = if row.higher_is_better {
+            row.ours / row.limit
+        } else {
+            row.limit / row.ours
+        } * 100.0;
+        let of_limit = if of_limit.is_finite() {
+            format!("{of_limit:.0}%")
         } else {
             "—".into()
         };
-        let raw = if row.raw.is_finite() {
-            format!("{:.2}", row.raw)
-        } else {
-            "—".into()
-        };
-        let _ = row.higher_is_better;
         println!(
-            "| {} | {} | {:.2} | {raw} | {ratio} |",
-            row.workload, row.unit, row.ours
+            "| {} | {} | {} | {} | {} | {} | {of_limit} |",
+            row.workload,
+            row.unit,
+            cell(row.ours),
+            cell(row.raw),
+            cell(row.ours / row.raw),
+            cell(row.limit),
         );
     }
     println!("\n(total {:.1?})", started.elapsed());

@@ -257,6 +257,132 @@ pub async fn raw_stream(senders: usize, count: usize, size: usize) -> Duration {
     elapsed
 }
 
+/// The physical limit of a one-way stream on this machine: one task writes `total` bytes in
+/// `chunk`-byte writes and one task reads them into a buffer of the same size; no framing, no
+/// codec, no library but tokio's sockets. What is left is the kernel's loopback and its copies.
+/// Returns the time from the first write until the reader has every byte.
+pub async fn limit_blast(total: usize, chunk: usize) -> Duration {
+    let data = vec![7u8; chunk];
+    let (mut read, write) = loopback_pair().await;
+    let begin = Instant::now();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut write = write;
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(data.len());
+            write.write_all(&data[..n]).await.unwrap();
+            left -= n;
+        }
+        write
+    });
+    let mut buf = vec![0u8; chunk];
+    let mut got = 0;
+    while got < total {
+        use tokio::io::AsyncReadExt;
+        let n = read.read(&mut buf).await.unwrap();
+        assert!(n != 0, "the blast's writer closed early");
+        got += n;
+    }
+    let elapsed = begin.elapsed();
+    drop(writer.await);
+    elapsed
+}
+
+/// The limit for small messages: `count` records of a 4-byte length and `size` bytes, framed
+/// in advance and written in writes of about `chunk` bytes; the reader walks the length
+/// prefixes to count records (the least any framed receiver must do). Returns the time from
+/// the first write until the reader has counted every record.
+pub async fn limit_record_blast(count: usize, size: usize, chunk: usize) -> Duration {
+    let record = 4 + size;
+    let per_write = (chunk / record).max(1);
+    let mut framed = Vec::with_capacity(per_write * record);
+    for _ in 0..per_write {
+        framed.extend_from_slice(&(size as u32).to_be_bytes());
+        framed.extend_from_slice(&vec![7u8; size]);
+    }
+    let (mut read, write) = loopback_pair().await;
+    let begin = Instant::now();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut write = write;
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(per_write);
+            write.write_all(&framed[..n * record]).await.unwrap();
+            left -= n;
+        }
+        write
+    });
+    let mut buf = vec![0u8; per_write * record];
+    let (mut have, mut records) = (0, 0);
+    while records < count {
+        use tokio::io::AsyncReadExt;
+        let n = read.read(&mut buf[have..]).await.unwrap();
+        assert!(n != 0, "the blast's writer closed early");
+        have += n;
+        let mut at = 0;
+        while have - at >= 4 {
+            let len = u32::from_be_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            if have - at < 4 + len {
+                break;
+            }
+            at += 4 + len;
+            records += 1;
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+    }
+    let elapsed = begin.elapsed();
+    drop(writer.await);
+    elapsed
+}
+
+/// A connected pair of plain sockets with `TCP_NODELAY`: the reading end, the writing end.
+async fn loopback_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (dialled, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let (read, write) = (accepted.unwrap().0, dialled.unwrap());
+    read.set_nodelay(true).unwrap();
+    write.set_nodelay(true).unwrap();
+    (read, write)
+}
+
+/// The latency limit: round trips of `size` bytes between two blocking threads over plain
+/// sockets (no runtime, no framing: each side reads exactly `size` bytes).
+pub async fn limit_pingpong(rounds: usize, size: usize) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    tokio::task::spawn_blocking(move || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut buf = vec![0u8; size];
+            while stream.read_exact(&mut buf).is_ok() {
+                stream.write_all(&buf).unwrap();
+            }
+        });
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let payload = vec![1u8; size];
+        let mut buf = vec![0u8; size];
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let begin = std::time::Instant::now();
+            stream.write_all(&payload).unwrap();
+            stream.read_exact(&mut buf).unwrap();
+            times.push(begin.elapsed());
+        }
+        drop(stream);
+        echo.join().unwrap();
+        times
+    })
+    .await
+    .unwrap()
+}
+
 /// Round-trip times of `rounds` request/response exchanges of `size` bytes, one at a time.
 pub async fn pea2pea_pingpong(rounds: usize, size: usize) -> Vec<Duration> {
     let server = Peer::<64>::new(true);
