@@ -1,4 +1,4 @@
-//! Writing: WR-01 .. WR-12 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room).
+//! Writing: WR-01 .. WR-13 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room).
 
 use std::{
     io::{self, ErrorKind},
@@ -176,6 +176,27 @@ impl Pea2Pea for QueueOfOne {
 
 impl Writing for QueueOfOne {
     const MESSAGE_QUEUE_DEPTH: usize = 1;
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+/// A writer with a queue of one and a 16-byte starting buffer, so that a full queue is
+/// written at once rather than taken into the batch in hand.
+#[derive(Clone)]
+struct TinyBuffer(Node);
+
+impl Pea2Pea for TinyBuffer {
+    fn node(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl Writing for TinyBuffer {
+    const MESSAGE_QUEUE_DEPTH: usize = 1;
+    const INITIAL_BUFFER_SIZE: usize = 16;
     type Message = Bytes;
     type Codec = TestCodec;
     fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
@@ -797,4 +818,42 @@ async fn wr_12_waiting_unicast_reports_shutdown() {
         .unwrap()
         .unwrap_err();
     assert!(pea2pea::ShuttingDown::caused(&err), "{err}");
+}
+
+/// Sends 200 one-byte messages from `sender` to a fresh reader without yielding (on a
+/// current-thread runtime the writer task cannot run meanwhile), then checks that the depth
+/// refused some and that every accepted one arrives, in order, and is counted as sent.
+async fn burst_then_stop<W: Writing<Message = Bytes>>(sender: W) {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    sender.enable_writing().await;
+    sender.node().connect(addr).await.unwrap();
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for i in 0..200u8 {
+        match sender.unicast_fast(addr, Bytes::from(vec![i])) {
+            Ok(()) => accepted.push(Bytes::from(vec![i])),
+            Err(e) if e.kind() == ErrorKind::QuotaExceeded => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert!(refused >= 1, "a queue of one never filled up");
+    assert!(accepted.len() >= 2, "only {} accepted", accepted.len());
+    wait_until(SEC, || receiver.processed() == accepted.len()).await;
+    assert_eq!(receiver.payloads(), accepted);
+    let sent = accepted.len() as u64;
+    wait_until(SEC, || sender.node().stats().sent().0 == sent).await;
+    shut_down_all([sender.node(), &receiver.node]).await;
+}
+
+// WR-13: a sender that finds the queue full makes room itself, without the writer task: while
+// the buffer is small the waiting messages join the batch in hand, past that they are written
+// at once. Either way the depth still refuses, and everything accepted arrives in order, even
+// when nothing is sent after the last refusal.
+#[tokio::test]
+async fn wr_13_a_full_queue_is_delivered_after_the_last_send() {
+    // a 64 KiB buffer: the queue's messages are held for a larger write
+    burst_then_stop(QueueOfOne(Node::new(test_config()))).await;
+    // a 16-byte buffer: the queue's messages are written as it fills
+    burst_then_stop(TinyBuffer(Node::new(test_config()))).await;
 }
