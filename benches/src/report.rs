@@ -109,7 +109,8 @@ pub async fn run(engine: &str) {
         return memory_probe(&args[i + 1]).await;
     }
     // `cargo bench --bench engine -- small pingpong` runs only the workloads named (`small`
-    // is both small-message rows, `small-default` the first only)
+    // is both small-message rows, `small-default` the first only; `throughput` is
+    // `throughput-1to1` and `throughput-10to1`)
     let only: Vec<&String> = args
         .iter()
         .skip(1)
@@ -122,7 +123,7 @@ pub async fn run(engine: &str) {
     const BIG: usize = 32 * 1024;
     const MIB: usize = 1024 * 1024;
     let gib = (1u64 << 30) as f64;
-    if wanted("throughput") {
+    if wanted("throughput-1to1") {
         let total = 20_000 * BIG;
         let (ours, raw, limit) = alternate(
             side(|| async { rate(total as f64, pea2pea_stream::<64>(1, 20_000, BIG).await) }),
@@ -147,7 +148,7 @@ pub async fn run(engine: &str) {
             higher_is_better: true,
         });
     }
-    if wanted("throughput") {
+    if wanted("throughput-10to1") {
         let total = 10 * 2_000 * BIG;
         let (ours, raw, limit) = alternate(
             side(|| async { rate(total as f64, pea2pea_stream::<64>(10, 2_000, BIG).await) }),

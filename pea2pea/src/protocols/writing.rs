@@ -347,7 +347,8 @@ where
     const MESSAGE_QUEUE_DEPTH: usize = 64;
 
     /// The outbound buffer's starting capacity, allocated when the first message is sent. It
-    /// grows to fit a batch, and is released after a batch that grew it past 4 times this size.
+    /// grows to fit a batch; once grown past 4 times this size it is kept while batches keep
+    /// coming, and released when none has come for a second.
     const INITIAL_BUFFER_SIZE: usize = 64 * 1024;
 
     /// How long writing one batch may take, in milliseconds, before the connection is dropped
@@ -631,6 +632,10 @@ fn closed_error<C, M>(node: &Node, addr: SocketAddr, outbox: &Outbox<C, M>) -> i
     )
 }
 
+/// How long the writer keeps buffers grown past 4 times their starting capacity once no batch
+/// is waiting: long enough to span the pauses within a burst.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
 /// The connection's writer task: wait for a batch, take it whole, write it, confirm it.
 async fn write_loop<W: Writing>(
     outbox: Arc<Outbox<W::Codec, W::Message>>,
@@ -661,7 +666,21 @@ async fn write_loop<W: Writing>(
                     break (count, pre_written);
                 }
             }
-            outbox.ready.notified().await;
+            if batch.capacity() > 4 * outbox.initial_capacity {
+                // a burst of large messages should not pin large buffers for good; but nor
+                // should each batch of the burst regrow one from scratch (a reallocation and a
+                // copy per doubling, and fresh pages to fault in): they go after a pause
+                let next = tokio::time::timeout(RELEASE_AFTER, outbox.ready.notified());
+                if next.await.is_err() {
+                    batch = BytesMut::new();
+                    let mut pending = lock(&outbox.pending);
+                    if pending.count + pending.held == 0 {
+                        pending.buf = BytesMut::new();
+                    }
+                }
+            } else {
+                outbox.ready.notified().await;
+            }
         };
 
         let written = tokio::time::timeout(timeout, async {
@@ -685,10 +704,6 @@ async fn write_loop<W: Writing>(
                     let _ = confirm.send(Ok(()));
                 }
                 batch.clear();
-                // a burst of large messages should not pin a large buffer for good
-                if batch.capacity() > 4 * outbox.initial_capacity {
-                    batch = BytesMut::new();
-                }
             }
             Err(e) => {
                 debug!(parent: ctx.info.span(), "couldn't write to {}: {e}", ctx.addr());
