@@ -224,7 +224,8 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
 }
 
 fn count_received(ctx: &ConnCtx, bytes: usize) {
-    ctx.info.stats().register_received_message(bytes);
+    // the connection's counters have one writer, this task; the node's have one per connection
+    ctx.info.stats().register_received_by_reader(bytes);
     ctx.node.stats().register_received_message(bytes);
 }
 
