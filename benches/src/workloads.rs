@@ -151,7 +151,8 @@ async fn start<const QUEUE: usize>(peer: &Peer<QUEUE>) -> SocketAddr {
 
 /// Queues a message. A refused send (the queue is full) is retried at once, since an engine
 /// may make room as it refuses; only when the retry is refused too does the sender yield.
-async fn send<const QUEUE: usize>(peer: &Peer<QUEUE>, addr: SocketAddr, msg: Bytes) {
+/// The payload is cloned once per attempt, as raw tokio's loop clones it once per message.
+async fn send<const QUEUE: usize>(peer: &Peer<QUEUE>, addr: SocketAddr, msg: &Bytes) {
     let mut refused = 0;
     loop {
         match peer.unicast_fast(addr, msg.clone()) {
@@ -191,7 +192,7 @@ pub async fn pea2pea_stream<const QUEUE: usize>(
         let payload = payload.clone();
         tasks.spawn(async move {
             for _ in 0..count {
-                send(&sender, addr, payload.clone()).await;
+                send(&sender, addr, &payload).await;
             }
         });
     }
