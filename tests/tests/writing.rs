@@ -857,3 +857,33 @@ async fn wr_13_a_full_queue_is_delivered_after_the_last_send() {
     // a 16-byte buffer: the queue's messages are written as it fills
     burst_then_stop(TinyBuffer(Node::new(test_config()))).await;
 }
+
+// WR-02: a send reaches the connection that is current when it is made: after a disconnect
+// and a new connection to the same address, sends go to the new connection (a lookup cached
+// by the sending thread must not outlive the connection it found).
+#[tokio::test]
+async fn wr_02_sends_follow_a_reconnection_to_the_same_address() {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let sender = Peer::new(test_config());
+    sender.enable_writing().await;
+    sender.node.connect(addr).await.unwrap();
+    sender.unicast_fast(addr, Bytes::from_static(b"1")).unwrap();
+    wait_until(SEC, || receiver.processed() == 1).await;
+    assert!(sender.node.disconnect(addr).await);
+    let err = sender
+        .unicast_fast(addr, Bytes::from_static(b"x"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+    sender.node.connect(addr).await.unwrap();
+    for payload in [&b"2"[..], b"3"] {
+        send_dm(&sender, addr, Bytes::from(payload)).await.unwrap();
+    }
+    wait_until(SEC, || receiver.processed() == 3).await;
+    assert_eq!(
+        receiver.payloads(),
+        [&b"1"[..], b"2", b"3"].map(Bytes::from_static)
+    );
+    shut_down_all([&sender.node, &receiver.node]).await;
+}
