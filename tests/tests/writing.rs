@@ -858,6 +858,28 @@ async fn wr_13_a_full_queue_is_delivered_after_the_last_send() {
     burst_then_stop(TinyBuffer(Node::new(test_config()))).await;
 }
 
+// WR-13: a message with a confirmation is never held back: the sender that finds the queue
+// full writes it at once, so its confirmation resolves before the writer task has run (this
+// current-thread test does not yield between the sends and the check).
+#[tokio::test]
+async fn wr_13_a_confirmed_message_is_written_when_the_queue_fills() {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let sender = QueueOfOne(Node::new(test_config()));
+    sender.enable_writing().await;
+    sender.0.connect(addr).await.unwrap();
+    let mut first = sender.unicast(addr, Bytes::from_static(b"1")).unwrap();
+    let err = sender.unicast(addr, Bytes::from_static(b"2")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+    assert!(
+        matches!(first.try_recv(), Ok(Ok(()))),
+        "the confirmed message waited for the writer task"
+    );
+    wait_until(SEC, || receiver.processed() == 1).await;
+    shut_down_all([&sender.0, &receiver.node]).await;
+}
+
 // WR-02: a send reaches the connection that is current when it is made: after a disconnect
 // and a new connection to the same address, sends go to the new connection (a lookup cached
 // by the sending thread must not outlive the connection it found).

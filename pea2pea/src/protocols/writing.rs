@@ -202,14 +202,16 @@ impl<C, M> Outbox<C, M> {
     /// less than half full, the waiting messages join the batch in hand (a write of a few KiB
     /// costs the kernel nearly what one of 32 KiB does, and wakes the reader at the other end
     /// as often); past that, the whole buffer is written now (`write_now`). Half, so that the
-    /// next `depth` small messages still fit without the buffer growing. Only for a plain TCP
-    /// socket with no batch being written: otherwise the writer task owns the writing, and a
-    /// full queue waits for it.
+    /// next `depth` small messages still fit without the buffer growing. Not when a message
+    /// in the buffer has a confirmation: its sender may be waiting for the write (as the
+    /// waiting sends of a DSL node are), and holding would make it wait for the writer task.
+    /// Only for a plain TCP socket with no batch being written: otherwise the writer task owns
+    /// the writing, and a full queue waits for it.
     fn make_room(&self, pending: &mut Pending<C>) {
         if self.direct.is_none() || pending.writing {
             return;
         }
-        if pending.buf.len() < self.initial_capacity / 2 {
+        if pending.buf.len() < self.initial_capacity / 2 && pending.confirms.is_empty() {
             pending.held += std::mem::take(&mut pending.count);
             self.made_room(pending);
         } else {
@@ -342,8 +344,9 @@ where
     /// The message that finds the queue full is refused, but it makes room for the next: on
     /// a plain TCP stream with no batch being written, the waiting messages join the batch
     /// in hand while the buffer is under half of
-    /// [`INITIAL_BUFFER_SIZE`](Writing::INITIAL_BUFFER_SIZE), and are written at once past
-    /// that; so a burst of small messages goes out in writes of up to that half.
+    /// [`INITIAL_BUFFER_SIZE`](Writing::INITIAL_BUFFER_SIZE) and none of them has a
+    /// confirmation, and are written at once otherwise; so a burst of small messages sent
+    /// with [`unicast_fast`](Writing::unicast_fast) goes out in writes of up to that half.
     const MESSAGE_QUEUE_DEPTH: usize = 64;
 
     /// The outbound buffer's starting capacity, allocated when the first message is sent. It
