@@ -1,7 +1,8 @@
 //! The engine's network benchmarks against a raw-tokio baseline and the physical limit, all
-//! in the same run. The limits are plain sockets with nothing on top: a blast of 1 MiB writes
-//! (the throughput rows), the same blast of 68-byte records framed in advance (the small-message
-//! rows) and a ping-pong between two blocking threads (the latency rows).
+//! in the same run. The limits are plain blocking sockets on two threads with nothing on top
+//! (no runtime, no framing): a blast of 1 MiB writes (the throughput rows), the same blast of
+//! 68-byte records framed in advance in 256 KiB writes (the small-message rows) and a ping-pong
+//! (the latency rows).
 //!
 //! ```text
 //! cargo bench -p pea2pea-benches --bench engine

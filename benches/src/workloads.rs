@@ -258,36 +258,12 @@ pub async fn raw_stream(senders: usize, count: usize, size: usize) -> Duration {
     elapsed
 }
 
-/// The physical limit of a one-way stream on this machine: one task writes `total` bytes in
-/// `chunk`-byte writes and one task reads them into a buffer of the same size; no framing, no
-/// codec, no library but tokio's sockets. What is left is the kernel's loopback and its copies.
-/// Returns the time from the first write until the reader has every byte.
+/// The physical limit of a one-way stream on this machine: one thread writes `total` bytes
+/// in `chunk`-byte writes and another reads them into a buffer of the same size, over plain
+/// blocking sockets: no framing, no codec, no runtime. What is left is the kernel's loopback
+/// and its copies. Returns the time from the first write until the reader has every byte.
 pub async fn limit_blast(total: usize, chunk: usize) -> Duration {
-    let data = vec![7u8; chunk];
-    let (mut read, write) = loopback_pair().await;
-    let begin = Instant::now();
-    let writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let mut write = write;
-        let mut left = total;
-        while left > 0 {
-            let n = left.min(data.len());
-            write.write_all(&data[..n]).await.unwrap();
-            left -= n;
-        }
-        write
-    });
-    let mut buf = vec![0u8; chunk];
-    let mut got = 0;
-    while got < total {
-        use tokio::io::AsyncReadExt;
-        let n = read.read(&mut buf).await.unwrap();
-        assert!(n != 0, "the blast's writer closed early");
-        got += n;
-    }
-    let elapsed = begin.elapsed();
-    drop(writer.await);
-    elapsed
+    blast(vec![7u8; chunk], total, |_, n| n).await
 }
 
 /// The limit for small messages: `count` records of a 4-byte length and `size` bytes, framed
@@ -302,52 +278,65 @@ pub async fn limit_record_blast(count: usize, size: usize, chunk: usize) -> Dura
         framed.extend_from_slice(&(size as u32).to_be_bytes());
         framed.extend_from_slice(&vec![7u8; size]);
     }
-    let (mut read, write) = loopback_pair().await;
-    let begin = Instant::now();
-    let writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let mut write = write;
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(per_write);
-            write.write_all(&framed[..n * record]).await.unwrap();
-            left -= n;
-        }
-        write
-    });
-    let mut buf = vec![0u8; per_write * record];
-    let (mut have, mut records) = (0, 0);
-    while records < count {
-        use tokio::io::AsyncReadExt;
-        let n = read.read(&mut buf[have..]).await.unwrap();
-        assert!(n != 0, "the blast's writer closed early");
-        have += n;
+    // the reader's carry: bytes of a record cut by a read, and the records counted
+    let mut carry = Vec::with_capacity(record);
+    blast(framed, count * record, move |buf, n| {
+        carry.extend_from_slice(&buf[..n]);
         let mut at = 0;
-        while have - at >= 4 {
-            let len = u32::from_be_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-            if have - at < 4 + len {
+        let mut records = 0;
+        while carry.len() - at >= 4 {
+            let len = u32::from_be_bytes(carry[at..at + 4].try_into().unwrap()) as usize;
+            if carry.len() - at < 4 + len {
                 break;
             }
             at += 4 + len;
             records += 1;
         }
-        buf.copy_within(at..have, 0);
-        have -= at;
-    }
-    let elapsed = begin.elapsed();
-    drop(writer.await);
-    elapsed
+        carry.drain(..at);
+        records * record
+    })
+    .await
 }
 
-/// A connected pair of plain sockets with `TCP_NODELAY`: the reading end, the writing end.
-async fn loopback_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (dialled, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (read, write) = (accepted.unwrap().0, dialled.unwrap());
-    read.set_nodelay(true).unwrap();
-    write.set_nodelay(true).unwrap();
-    (read, write)
+/// One thread writes `data` over and over until `total` bytes are out (the last write cut
+/// short); another reads into a buffer as large as `data` and hands each read to `consume`,
+/// which says how many bytes it accounted for; the run ends when that reaches `total`.
+async fn blast(
+    data: Vec<u8>,
+    total: usize,
+    mut consume: impl FnMut(&[u8], usize) -> usize + Send + 'static,
+) -> Duration {
+    use std::io::{Read, Write};
+    tokio::task::spawn_blocking(move || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut write = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut read, _) = listener.accept().unwrap();
+        for s in [&read, &write] {
+            s.set_nodelay(true).unwrap();
+        }
+        let mut buf = vec![0u8; data.len()];
+        let begin = Instant::now();
+        let writer = std::thread::spawn(move || {
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(data.len());
+                write.write_all(&data[..n]).unwrap();
+                left -= n;
+            }
+            write
+        });
+        let mut got = 0;
+        while got < total {
+            let n = read.read(&mut buf).unwrap();
+            assert!(n != 0, "the blast's writer closed early");
+            got += consume(&buf, n);
+        }
+        let elapsed = begin.elapsed();
+        drop(writer.join());
+        elapsed
+    })
+    .await
+    .unwrap()
 }
 
 /// The latency limit: round trips of `size` bytes between two blocking threads over plain
