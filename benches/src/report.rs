@@ -51,9 +51,6 @@ where
 /// Runs the engine, raw tokio and the physical limit `ROUNDS` times each, alternating, and
 /// keeps each side's median (NaN for a side not run).
 async fn alternate(mut ours: Side<'_>, mut raw: Side<'_>, mut limit: Side<'_>) -> (f64, f64, f64) {
-    // PEA2PEA_BENCH_SIDE=engine|raw|limit runs one side only (for profiling)
-    let only = std::env::var("PEA2PEA_BENCH_SIDE").unwrap_or_default();
-    let runs = |name: &str| only.is_empty() || only == name;
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         if runs("engine") {
@@ -72,6 +69,13 @@ async fn alternate(mut ours: Side<'_>, mut raw: Side<'_>, mut limit: Side<'_>) -
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     (mid(&mut a), mid(&mut b), mid(&mut c))
+}
+
+/// Whether to run `side` (`engine`, `raw` or `limit`): `PEA2PEA_BENCH_SIDE` names one side
+/// to run alone (for profiling); unset, all run.
+fn runs(side: &str) -> bool {
+    let only = std::env::var("PEA2PEA_BENCH_SIDE").unwrap_or_default();
+    only.is_empty() || only == side
 }
 
 /// No physical limit is measured for this workload.
@@ -209,35 +213,49 @@ pub async fn run(engine: &str) {
         });
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // a side that was not run (PEA2PEA_BENCH_SIDE) has no times: NaN, printed as "—"
+    let us_at = |times: &mut Vec<Duration>, p: f64| {
+        if times.is_empty() {
+            f64::NAN
+        } else {
+            us(percentile(times, p))
+        }
+    };
     if wanted("pingpong") {
         let (mut ours_rtt, mut raw_rtt, mut limit_rtt) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            ours_rtt.extend(pea2pea_pingpong(2_000, 64).await);
-            raw_rtt.extend(raw_pingpong(2_000, 64).await);
-            limit_rtt.extend(limit_pingpong(2_000, 68).await);
+            if runs("engine") {
+                ours_rtt.extend(pea2pea_pingpong(2_000, 64).await);
+            }
+            if runs("raw") {
+                raw_rtt.extend(raw_pingpong(2_000, 64).await);
+            }
+            if runs("limit") {
+                limit_rtt.extend(limit_pingpong(2_000, 68).await);
+            }
         }
         rows.push(Row {
             workload: "limit: pingpong 68 B, two blocking threads, median",
             unit: "µs",
             ours: f64::NAN,
             raw: f64::NAN,
-            limit: us(median(&mut limit_rtt)),
+            limit: us_at(&mut limit_rtt, 50.0),
             higher_is_better: false,
         });
         rows.push(Row {
             workload: "pingpong 64 B, median",
             unit: "µs",
-            ours: us(median(&mut ours_rtt)),
-            raw: us(median(&mut raw_rtt)),
-            limit: us(median(&mut limit_rtt)),
+            ours: us_at(&mut ours_rtt, 50.0),
+            raw: us_at(&mut raw_rtt, 50.0),
+            limit: us_at(&mut limit_rtt, 50.0),
             higher_is_better: false,
         });
         rows.push(Row {
             workload: "pingpong 64 B, p99",
             unit: "µs",
-            ours: us(percentile(&mut ours_rtt, 99.0)),
-            raw: us(percentile(&mut raw_rtt, 99.0)),
-            limit: us(percentile(&mut limit_rtt, 99.0)),
+            ours: us_at(&mut ours_rtt, 99.0),
+            raw: us_at(&mut raw_rtt, 99.0),
+            limit: us_at(&mut limit_rtt, 99.0),
             higher_is_better: false,
         });
     }
