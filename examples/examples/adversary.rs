@@ -275,8 +275,12 @@ async fn run_attack(attack: Attack, target: SocketAddr) -> io::Result<String> {
                 requests.put_slice(&frame);
             }
             let (mut rx, mut tx) = socket.into_split();
-            // the target stops reading once its answers back up, so write on the side
-            let writer = tokio::spawn(async move { tx.write_all(&requests).await });
+            // write on the side, and keep the write half open (a peer that half-closes is
+            // gone, and the target serves requests while it waits to write their answers)
+            let writer = tokio::spawn(async move {
+                tx.write_all(&requests).await?;
+                std::future::pending::<io::Result<()>>().await
+            });
             // ignore the answers for a while (longer than the target's write timeout)...
             tokio::time::sleep(Duration::from_secs(3)).await;
             writer.abort();

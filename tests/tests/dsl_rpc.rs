@@ -103,10 +103,12 @@ async fn pair() -> (Server, Client, SocketAddr) {
 #[tokio::test]
 async fn a_thousand_concurrent_calls_each_get_their_own_answer() {
     let (server, client, server_addr) = pair().await;
-    let calls = (0..1000u64).map(|i| {
-        let client = client.clone();
-        tokio::spawn(async move { (i, client.call(server_addr, Square(i)).await) })
-    });
+    let calls: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { (i, client.call(server_addr, Square(i)).await) })
+        })
+        .collect();
     let mut answered = 0;
     for call in calls {
         let (i, answer) = call.await.unwrap();
@@ -140,12 +142,12 @@ async fn a_late_answer_never_reaches_a_newer_call() {
         "the first call should have been given up on"
     );
     assert_eq!(dsl::calls_in_flight(client.node()), 0);
-    // served after the first (the server handles one request at a time), so it is still
-    // waiting when the abandoned call's answer arrives
-    let answer = client.call(server_addr, Slow(10)).await.unwrap();
+    // served beside the first and answered later, so it is still waiting when the abandoned
+    // call's answer arrives
+    let answer = client.call(server_addr, Slow(400)).await.unwrap();
     assert_eq!(
         answer,
-        Squared(100),
+        Squared(160_000),
         "the newer call got the abandoned call's answer"
     );
     client.node().shut_down().await;

@@ -238,31 +238,10 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
             #catch_all
         }
     };
-    let body = if model.rpcs.is_empty() {
-        dispatch
+    let (body, handlers) = if model.rpcs.is_empty() {
+        (dispatch, TokenStream::new())
     } else {
-        let timeout = model.call_timeout_ms;
-        let served = model
-            .rpcs
-            .iter()
-            .filter(|rpc| rpc.handler.is_some())
-            .map(|rpc| expand_served(rpc, rt, timeout));
-        quote! {
-            match __pea2pea_frame {
-                #rt::Inbound::Message(#scrutinee) => #dispatch,
-                #rt::Inbound::Request {
-                    id: __pea2pea_id,
-                    method: __pea2pea_method,
-                    body: __pea2pea_body,
-                } => {
-                    #(#served)*
-                    #rt::unknown_method(self, __pea2pea_source, __pea2pea_id, __pea2pea_method, #timeout).await;
-                }
-                #rt::Inbound::Response { id: __pea2pea_id, result: __pea2pea_result } => {
-                    #rt::complete(self, __pea2pea_source, __pea2pea_id, __pea2pea_result);
-                }
-            }
-        }
+        expand_rpc_reading(model, rt, inbound, &scrutinee, dispatch)
     };
     let param = if model.rpcs.is_empty() {
         quote!(#scrutinee)
@@ -290,7 +269,90 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
                 #body
             }
         }
+
+        #handlers
     }
+}
+
+/// The reader of a protocol with rpcs: it routes answers to this node's calls itself, hands
+/// each message to the connection's handler task (in order) and starts a task per request, so
+/// that it never waits for a handler. Returns the reader's body and the handlers' methods.
+fn expand_rpc_reading(
+    model: &Model,
+    rt: &TokenStream,
+    inbound: &Type,
+    scrutinee: &Ident,
+    dispatch: TokenStream,
+) -> (TokenStream, TokenStream) {
+    let node = &model.node;
+    let timeout = model.call_timeout_ms;
+    let max = usize_lit(model.max_calls);
+    let served = model
+        .rpcs
+        .iter()
+        .filter(|rpc| rpc.handler.is_some())
+        .map(|rpc| expand_served(rpc, rt, timeout));
+    let body = quote! {
+        match __pea2pea_frame {
+            #rt::Inbound::Message(__pea2pea_message) => {
+                let __pea2pea_this = #rt::Clone::clone(self);
+                #rt::deliver_in_order(
+                    self,
+                    __pea2pea_source,
+                    <Self as #rt::Reading>::MESSAGE_QUEUE_DEPTH,
+                    #rt::Box::pin(async move {
+                        __pea2pea_this.__pea2pea_on_message(__pea2pea_source, __pea2pea_message).await
+                    }),
+                )
+                .await;
+            }
+            #rt::Inbound::Request {
+                id: __pea2pea_id,
+                method: __pea2pea_method,
+                body: __pea2pea_body,
+            } => {
+                #rt::serve(
+                    self,
+                    __pea2pea_source,
+                    __pea2pea_id,
+                    #max,
+                    #timeout,
+                    move |__pea2pea_this: Self| async move {
+                        __pea2pea_this
+                            .__pea2pea_serve(__pea2pea_source, __pea2pea_id, __pea2pea_method, __pea2pea_body)
+                            .await
+                    },
+                )
+                .await;
+            }
+            #rt::Inbound::Response { id: __pea2pea_id, result: __pea2pea_result } => {
+                #rt::complete(self, __pea2pea_source, __pea2pea_id, __pea2pea_result);
+            }
+        }
+    };
+    let handlers = quote! {
+        impl #node {
+            /// The `on` handlers (in the connection's handler task).
+            #[doc(hidden)]
+            async fn __pea2pea_on_message(&self, __pea2pea_source: #rt::SocketAddr, #scrutinee: #inbound) {
+                #dispatch
+            }
+
+            /// The rpc handlers (each request in a task of its own).
+            #[doc(hidden)]
+            async fn __pea2pea_serve(
+                &self,
+                __pea2pea_source: #rt::SocketAddr,
+                __pea2pea_id: #rt::u64,
+                __pea2pea_method: #rt::u64,
+                __pea2pea_body: #rt::Bytes,
+            ) {
+                #(#served)*
+                #rt::unknown_method(self, __pea2pea_source, __pea2pea_id, __pea2pea_method, #timeout).await;
+            }
+        }
+    };
+    (body, handlers)
 }
 
 fn bind_from(from: &Option<Pat>) -> TokenStream {
@@ -486,7 +548,7 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
         let timeout = model.call_timeout_ms;
         let max = usize_lit(model.max_calls);
         let doc = format!(
-            "Sends `request` to the peer at `addr` (waiting for room in its outbound queue if it is full) and waits for its response, for at most {timeout} ms in all. Fails with `TimedOut` then, with `NotConnected` if there is no connection to `addr`, with `ConnectionAborted` as soon as that connection closes before the answer, with `QuotaExceeded` when {} calls to that peer are already in flight, with the peer's reason when it cannot answer, or with `InvalidData` when the answer does not decode.",
+            "Sends `request` to the peer at `addr` (waiting for room in its outbound queue if it is full) and waits for its response, for at most {timeout} ms in all. Fails with `TimedOut` then, with `NotConnected` if there is no connection to `addr`, with `ConnectionAborted` as soon as that connection closes before the answer, with `QuotaExceeded` when {} calls to that peer are already in flight, with the peer's reason when it cannot answer (`Other`: no handler for the request, or \"busy\" when it is serving its `max_calls` of this node's calls), or with `InvalidData` when the answer does not decode. The peer serves calls side by side, so its answers may come in any order.",
             model.max_calls
         );
         quote! {

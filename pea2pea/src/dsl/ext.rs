@@ -18,9 +18,10 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::ordered;
 use crate::Node;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -44,10 +45,16 @@ pub(crate) struct NodeExt {
     pub(crate) messages_dropped: AtomicU64,
     /// Peers `send_to_many` disconnected for a full queue (`WhenFull::Disconnect`).
     pub(crate) slow_peers_disconnected: AtomicU64,
+    /// Requests refused because `max_calls` of the peer's were being served.
+    pub(crate) requests_refused: AtomicU64,
     next_call_id: AtomicU64,
     /// Set by the first `enable_protocols`, so that a second call (or `start`) does nothing.
     protocols_enabled: AtomicBool,
     calls: Mutex<HashMap<SocketAddr, PeerCalls>>,
+    /// How many of each peer's requests are being served now.
+    serving: Mutex<HashMap<SocketAddr, usize>>,
+    /// The task that runs each connection's `on` handlers in order (protocols with rpcs).
+    pub(crate) ordered: Mutex<HashMap<SocketAddr, ordered::Worker>>,
 }
 
 impl NodeExt {
@@ -84,12 +91,50 @@ impl NodeExt {
         tx
     }
 
+    /// Takes one of `addr`'s `max` serving slots, unless all are taken; the slot is given back
+    /// when the returned guard drops.
+    pub(crate) fn start_serving(self: &Arc<Self>, addr: SocketAddr, max: usize) -> Option<Serving> {
+        let mut serving = lock(&self.serving);
+        let count = serving.entry(addr).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Serving {
+            ext: self.clone(),
+            addr,
+        })
+    }
+
+    /// How many requests are being served, over all peers.
+    pub(crate) fn serving(&self) -> usize {
+        lock(&self.serving).values().sum()
+    }
+
     pub(crate) fn count_invalid_request(&self) {
         self.invalid_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn in_flight(&self) -> usize {
         lock(&self.calls).values().map(|p| p.pending.len()).sum()
+    }
+}
+
+/// One of a peer's serving slots, given back on drop (the handler's task ended in any way).
+pub(crate) struct Serving {
+    ext: Arc<NodeExt>,
+    addr: SocketAddr,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let mut serving = lock(&self.ext.serving);
+        if let Some(count) = serving.get_mut(&self.addr) {
+            *count -= 1;
+            if *count == 0 {
+                serving.remove(&self.addr);
+            }
+        }
     }
 }
 

@@ -10,8 +10,10 @@ pub(crate) mod ext;
 mod fanout;
 mod frame;
 mod handshake;
+mod ordered;
 mod rpc;
 mod send;
+mod serve;
 mod undeclared;
 
 pub use call::Call;
@@ -71,6 +73,17 @@ pub fn messages_dropped(node: &Node) -> u64 {
 /// their outbound queue was full.
 pub fn slow_peers_disconnected(node: &Node) -> u64 {
     ext::existing(node).map_or(0, |ext| ext.slow_peers_disconnected.load(Ordering::Relaxed))
+}
+
+/// How many calls from peers `node` refused because `max_calls` of that peer's calls were
+/// being served (each caller got an error answer).
+pub fn requests_refused(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.requests_refused.load(Ordering::Relaxed))
+}
+
+/// How many calls from peers `node`'s handlers are serving now, over all peers.
+pub fn requests_being_served(node: &Node) -> usize {
+    ext::existing(node).map_or(0, |ext| ext.serving())
 }
 
 /// How many of `node`'s calls are waiting for an answer, over all peers.

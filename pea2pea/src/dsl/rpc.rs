@@ -181,7 +181,7 @@ where
 
 /// Queues an answer, waiting for room for at most `timeout_ms` (the caller gives up on its
 /// call after that anyway); returns its write confirmation, resolved to an error.
-async fn answer_within<W, M>(
+pub(crate) async fn answer_within<W, M>(
     this: &W,
     addr: SocketAddr,
     answer: Frame<M>,

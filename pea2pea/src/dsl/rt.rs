@@ -1,7 +1,9 @@
 //! Everything the code that `protocol!` and `#[node]` generate names, in one place (reached as
 //! `::pea2pea::__private::rt`). Not part of the public API: no semver guarantees.
 
+pub use bytes::Bytes;
 pub use core::{
+    clone::Clone,
     convert::From,
     default::Default,
     future::{Future, Ready},
@@ -10,7 +12,7 @@ pub use core::{
     primitive::{bool, str, u64, usize},
     result::Result::{self, Err, Ok},
 };
-pub use std::{io, net::SocketAddr, vec::Vec};
+pub use std::{boxed::Box, io, net::SocketAddr, vec::Vec};
 
 pub use super::{
     Call, Protocol, Rpc, SendReport, WhenFull,
@@ -18,8 +20,10 @@ pub use super::{
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
+    ordered::{Job, deliver_in_order},
     rpc::{complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
+    serve::serve,
     undeclared::{NoRpcDeclared, NoWritesDeclared},
 };
 pub use crate::{
