@@ -230,7 +230,7 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     };
     // The scrutinee carries the message type's span: a missing variant is reported there.
     let scrutinee = Ident::new("__pea2pea_message", inbound.span());
-    let arms = model.arms.iter().map(expand_arm);
+    let arms = model.arms.iter().map(|arm| expand_arm(arm, rt));
     let catch_all = model.catch_all.then(|| quote!(_ => {}));
     let dispatch = quote! {
         match #scrutinee {
@@ -239,7 +239,13 @@ fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
         }
     };
     let (body, handlers) = if model.rpcs.is_empty() {
-        (dispatch, TokenStream::new())
+        // the reader runs only while its connection is registered: a failing handler's
+        // connection is looked up when it fails
+        let body = quote! {
+            let __pea2pea_conn: #rt::Option<#rt::ConnectionId> = #rt::None;
+            #dispatch
+        };
+        (body, TokenStream::new())
     } else {
         expand_rpc_reading(model, rt, inbound, &scrutinee, dispatch)
     };
@@ -300,8 +306,10 @@ fn expand_rpc_reading(
                     self,
                     __pea2pea_source,
                     <Self as #rt::Reading>::MESSAGE_QUEUE_DEPTH,
-                    #rt::Box::pin(async move {
-                        __pea2pea_this.__pea2pea_on_message(__pea2pea_source, __pea2pea_message).await
+                    move |__pea2pea_conn| #rt::Box::pin(async move {
+                        __pea2pea_this
+                            .__pea2pea_on_message(__pea2pea_source, #rt::Some(__pea2pea_conn), __pea2pea_message)
+                            .await
                     }),
                 )
                 .await;
@@ -334,7 +342,12 @@ fn expand_rpc_reading(
         impl #node {
             /// The `on` handlers (in the connection's handler task).
             #[doc(hidden)]
-            async fn __pea2pea_on_message(&self, __pea2pea_source: #rt::SocketAddr, #scrutinee: #inbound) {
+            async fn __pea2pea_on_message(
+                &self,
+                __pea2pea_source: #rt::SocketAddr,
+                __pea2pea_conn: #rt::Option<#rt::ConnectionId>,
+                #scrutinee: #inbound,
+            ) {
                 #dispatch
             }
 
@@ -370,16 +383,46 @@ fn unit_body(body: &Expr, at: Span) -> TokenStream {
     }
 }
 
-fn expand_arm(arm: &OnArm) -> TokenStream {
+/// An `on` handler: its body runs in an async block (so that `?` leaves the handler, not the
+/// dispatch) and its result is settled by the runtime: `()`, or a `Result` whose error
+/// disconnects the peer.
+fn expand_arm(arm: &OnArm, rt: &TokenStream) -> TokenStream {
     let pat = &arm.pat;
     let bind = bind_from(&arm.from);
-    let body = unit_body(&arm.body, arm.arrow.span());
+    let body = &arm.body;
+    let result = match &arm.result {
+        Some(ty) => Some(quote!(#ty)),
+        // `?` on the handler's own level needs an error type: io's unless said otherwise
+        None => uses_try(body).then(|| quote!(#rt::io::Result<()>)),
+    };
+    let annotation = result.map(|ty| quote!(: #ty));
+    // a result that is neither `()` nor a `Result` is reported at the body
+    let outcome = Ident::new("__pea2pea_outcome", body.span());
+    let run = quote_spanned!(body.span()=> async { #body }.await);
     quote! {
         #pat => {
             #bind
-            #body
+            let #outcome #annotation = #run;
+            #rt::settle(self, __pea2pea_source, __pea2pea_conn, #outcome);
         }
     }
+}
+
+/// Whether `body` applies `?` itself (not inside a closure, an async block or an item of its
+/// own, where `?` leaves that instead).
+fn uses_try(body: &Expr) -> bool {
+    struct Finder(bool);
+    impl<'a> syn::visit::Visit<'a> for Finder {
+        fn visit_expr_try(&mut self, _: &'a syn::ExprTry) {
+            self.0 = true;
+        }
+        fn visit_expr_closure(&mut self, _: &'a syn::ExprClosure) {}
+        fn visit_expr_async(&mut self, _: &'a syn::ExprAsync) {}
+        fn visit_item(&mut self, _: &'a syn::Item) {}
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_expr(&mut finder, body);
+    finder.0
 }
 
 fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {

@@ -80,7 +80,8 @@ pub enum Item {
 pub struct OnArm {
     pub pat: Pat,
     pub from: Option<Pat>,
-    pub arrow: Token![=>],
+    /// `-> Type`: what the body evaluates to (`io::Result<()>`, ...), when it is said.
+    pub result: Option<Type>,
     pub body: Expr,
 }
 
@@ -393,14 +394,20 @@ fn item(input: ParseStream) -> syn::Result<(Item, bool)> {
             input.call(Ident::parse_any)?;
             let pat = Pat::parse_multi_with_leading_vert(input)?;
             let from = from_clause(input)?;
-            let arrow = arrow(input, "the handler")?;
+            let result = if input.peek(Token![->]) {
+                input.parse::<Token![->]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            arrow(input, "the handler")?;
             let body: Expr = input.parse()?;
             let needs_comma = !is_block_like(&body);
             Ok((
                 Item::On(OnArm {
                     pat,
                     from,
-                    arrow,
+                    result,
                     body,
                 }),
                 needs_comma,

@@ -45,6 +45,8 @@ pub(crate) struct NodeExt {
     pub(crate) messages_dropped: AtomicU64,
     /// Peers `send_to_many` disconnected for a full queue (`WhenFull::Disconnect`).
     pub(crate) slow_peers_disconnected: AtomicU64,
+    /// `on` handlers that returned an error (each disconnected its peer).
+    pub(crate) handler_errors: AtomicU64,
     /// Requests refused because `max_calls` of the peer's were being served.
     pub(crate) requests_refused: AtomicU64,
     next_call_id: AtomicU64,

@@ -11,6 +11,7 @@ mod fanout;
 mod frame;
 mod handshake;
 mod ordered;
+mod outcome;
 mod rpc;
 mod send;
 mod serve;
@@ -18,6 +19,7 @@ mod undeclared;
 
 pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
+pub use outcome::HandlerResult;
 
 #[doc(hidden)]
 pub mod rt;
@@ -73,6 +75,11 @@ pub fn messages_dropped(node: &Node) -> u64 {
 /// their outbound queue was full.
 pub fn slow_peers_disconnected(node: &Node) -> u64 {
     ext::existing(node).map_or(0, |ext| ext.slow_peers_disconnected.load(Ordering::Relaxed))
+}
+
+/// How many of `node`'s `on` handlers returned an error (each one disconnected its peer).
+pub fn handler_errors(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.handler_errors.load(Ordering::Relaxed))
 }
 
 /// How many calls from peers `node` refused because `max_calls` of that peer's calls were

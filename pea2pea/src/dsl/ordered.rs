@@ -19,10 +19,15 @@ pub(crate) struct Worker {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Hands `job` (the handler of a message from `addr`) to that connection's handler task,
-/// waiting while `depth` handlers are already waiting there: then the reader stops reading
-/// from that peer, as it would if it ran the handlers itself.
-pub async fn deliver_in_order<P: Pea2Pea>(this: &P, addr: SocketAddr, depth: usize, job: Job) {
+/// Hands the handler of a message from `addr` (made by `job` for its connection) to that
+/// connection's handler task, waiting while `depth` handlers are already waiting there: then
+/// the reader stops reading from that peer, as it would if it ran the handlers itself.
+pub async fn deliver_in_order<P: Pea2Pea>(
+    this: &P,
+    addr: SocketAddr,
+    depth: usize,
+    job: impl FnOnce(ConnectionId) -> Job,
+) {
     let node = this.node();
     // the reader runs only while its connection is registered
     let Some(id) = node.connection_info(addr).map(|info| info.id()) else {
@@ -46,7 +51,7 @@ pub async fn deliver_in_order<P: Pea2Pea>(this: &P, addr: SocketAddr, depth: usi
         }
     };
     // fails only if the task panicked, which disconnects the peer
-    let _ = jobs.send(job).await;
+    let _ = jobs.send(job(id)).await;
 }
 
 /// Runs the handlers as they come. Each one runs to its end, even if the connection closes

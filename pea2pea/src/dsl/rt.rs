@@ -21,13 +21,14 @@ pub use super::{
     frame::{Frame, Inbound, frame_bound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
     ordered::{Job, deliver_in_order},
+    outcome::settle,
     rpc::{complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
     serve::serve,
     undeclared::{NoRpcDeclared, NoWritesDeclared},
 };
 pub use crate::{
-    Connection, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
+    Connection, ConnectionId, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
     codec::{Encoded, MessageCodec, Outgoing},
     protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
 };
