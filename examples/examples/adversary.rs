@@ -207,7 +207,7 @@ async fn run_attack(attack: Attack, target: SocketAddr) -> io::Result<String> {
         Attack::HandshakeGarbage => {
             let mut socket = TcpStream::connect(target).await?;
             socket.read_exact(&mut [0u8; 16]).await?;
-            socket.write_all(b"GET / HTTP/1.1\r\n").await?; // 16 bytes, like a fingerprint
+            socket.write_all(b"GET / HTTP/1.1\r\n").await?; // not the DSL's magic
             closed(socket, Duration::from_secs(10)).await
         }
         Attack::HugeHeader => {
@@ -347,10 +347,18 @@ async fn handshaken(target: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket)
 }
 
+/// Passes the DSL handshake by echoing the target's hello (its magic, length and hello, so
+/// the fingerprint matches) and keeping the connection (verdict 0).
 async fn pass_fingerprint(socket: &mut TcpStream) -> io::Result<()> {
-    let mut hello = [0u8; 16];
+    let mut head = [0u8; 10];
+    socket.read_exact(&mut head).await?;
+    let mut hello = vec![0u8; usize::from(u16::from_be_bytes([head[8], head[9]]))];
     socket.read_exact(&mut hello).await?;
-    socket.write_all(&hello).await
+    socket.write_all(&head).await?;
+    socket.write_all(&hello).await?;
+    socket.write_all(&[0]).await?;
+    socket.read_exact(&mut [0u8; 1]).await?;
+    Ok(())
 }
 
 /// Reads until the target closes the connection; says how long that took.

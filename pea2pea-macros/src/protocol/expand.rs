@@ -606,6 +606,10 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
         }
     });
     let call = call.unwrap_or_else(|| undeclared_call(rt));
+    let handshake_ms = match model.handshake {
+        HandshakeKind::None => quote!(0u64),
+        _ => quote!(<Self as #rt::Handshake>::TIMEOUT_MS),
+    };
     let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening (`Node::start_listening`); returns the address it listens on. Calling it again, even concurrently, returns the same address.";
     quote! {
         impl #node {
@@ -622,6 +626,21 @@ fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
                 if #rt::first_enable(#rt::Pea2Pea::node(self)) {
                     #(#enables)*
                 }
+            }
+
+            /// Returns the address of a connection to the node that listens at `addr`,
+            /// dialling it only if there is none: a connection this node dialled to `addr`, or,
+            /// with `handshake = fingerprint`, one the peer dialled from another port (the
+            /// handshake told its listening address); and a dial on its way (another task's, or
+            /// the peer's) is waited for. Two nodes that call it for each other at once end with
+            /// one connection: the one dialled by the lower listening address. Send to, and
+            /// call, the address it returns. Fails with the dial's error, or `TimedOut` after
+            /// twice the connection and handshake timeouts.
+            pub async fn connect_if_needed(
+                &self,
+                addr: #rt::SocketAddr,
+            ) -> #rt::io::Result<#rt::SocketAddr> {
+                #rt::connect_if_needed(#rt::Pea2Pea::node(self), addr, #handshake_ms).await
             }
 
             #sending

@@ -18,7 +18,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::ordered;
+use super::{identity, ordered};
 use crate::Node;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +47,10 @@ pub(crate) struct NodeExt {
     pub(crate) slow_peers_disconnected: AtomicU64,
     /// `on` handlers that returned an error (each disconnected its peer).
     pub(crate) handler_errors: AtomicU64,
+    /// Connections dropped in the handshake as a second one between the same two nodes.
+    pub(crate) duplicate_connections: AtomicU64,
+    /// Whom each connection leads to.
+    pub(crate) identities: identity::Identities,
     /// Requests refused because `max_calls` of the peer's were being served.
     pub(crate) requests_refused: AtomicU64,
     next_call_id: AtomicU64,

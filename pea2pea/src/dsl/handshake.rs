@@ -1,54 +1,181 @@
-//! The built-in fingerprint handshake: each side sends a magic tag and the 64-bit fingerprint
-//! of its protocol declaration, and rejects a peer whose fingerprint differs.
+//! The DSL handshake (`handshake = fingerprint`): each side sends a magic preamble and a hello
+//! (its protocol's fingerprint, its listening address and its name), rejects a peer whose
+//! fingerprint differs, and then both sides exchange a verdict on keeping the connection (one
+//! connection per pair of nodes: `identity.rs`).
+//!
+//! Wire format, both ways at once: the 8-byte [`MAGIC`], a 2-byte big-endian length, the
+//! [`Hello`] (at most [`MAX_HELLO`] bytes); then one byte, `0` to keep the connection, `1` to
+//! drop it as a duplicate.
 
-use std::io;
+use std::{io, net::SocketAddr, sync::atomic::Ordering};
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing::warn;
+use tracing::{debug, warn};
 
-use super::ext;
-use crate::{Connection, message::fingerprint, protocols::Handshake};
+use super::{
+    ext,
+    identity::{self, Arrival, PeerIdentity, Verdict},
+};
+use crate::{Connection, Message, message::fingerprint, protocols::Handshake};
 
-/// Says "a pea2pea protocol fingerprint follows" (and its version).
-const MAGIC: [u8; 8] = *b"p2pfp/1\0";
+/// Says "a pea2pea DSL hello follows" (and its version).
+const MAGIC: [u8; 8] = *b"p2pdsl/2";
 
-/// Runs the fingerprint exchange on `conn`'s stream.
+/// The magic of the first DSL handshake (a fingerprint alone), recognised to say so.
+const OLD_MAGIC: [u8; 8] = *b"p2pfp/1\0";
+
+/// The longest hello accepted (its name is at most 255 bytes).
+const MAX_HELLO: usize = 1024;
+
+/// What each side says about itself. Later versions add trailing `#[message(default)]` fields;
+/// `extensible` makes this version skip them.
+#[derive(crate::Message, Debug, Clone, PartialEq)]
+#[message(crate = "crate", extensible)]
+pub(crate) struct Hello {
+    /// The [`Protocol::FINGERPRINT`](super::Protocol::FINGERPRINT) of its declaration.
+    fingerprint: u64,
+    /// The address it listens on, as bound (possibly `0.0.0.0`); `None` if it does not listen.
+    listening: Option<SocketAddr>,
+    /// Its node name.
+    #[message(max_len = 255)]
+    name: String,
+}
+
+/// Runs the DSL handshake on `conn`'s stream.
 pub async fn fingerprint_handshake<H: Handshake>(
     this: &H,
     mut conn: Connection,
     ours: u64,
     name: &'static str,
 ) -> io::Result<Connection> {
-    let addr = conn.addr();
-    let stream = this.borrow_stream(&mut conn);
-    let mut hello = [0u8; 16];
-    hello[..8].copy_from_slice(&MAGIC);
-    hello[8..].copy_from_slice(&ours.to_be_bytes());
-    // both sides write first: 16 bytes always fit in the socket buffers, so nobody waits
-    stream.write_all(&hello).await?;
-    let mut theirs = [0u8; 16];
-    stream.read_exact(&mut theirs).await?;
-
-    let reason = if theirs[..8] != MAGIC {
-        format!(
-            "the protocols differ: {addr} did not send a protocol fingerprint, so it does not speak `{name}` with `handshake = fingerprint`"
-        )
-    } else {
-        let mut fp = [0u8; 8];
-        fp.copy_from_slice(&theirs[8..]);
-        let theirs = u64::from_be_bytes(fp);
-        if theirs == ours {
-            return Ok(conn);
-        }
-        format!(
-            "the protocols differ: this node speaks `{name}` (fingerprint {ours:#018x}) and {addr} speaks one with fingerprint {theirs:#018x}"
-        )
+    let node = this.node().clone();
+    let (addr, id, side) = (conn.addr(), conn.info().id(), conn.side());
+    let listening = node.listening_addr().await.ok();
+    let mut node_name = node.name().to_owned();
+    truncate(&mut node_name, 255);
+    let hello = Hello {
+        fingerprint: ours,
+        listening,
+        name: node_name,
     };
-    ext::of(this.node())
+    let stream = this.borrow_stream(&mut conn);
+    let theirs = exchange_hellos(stream, &hello).await.map_err(|reason| {
+        reject(&node, addr, &reason);
+        io::Error::new(io::ErrorKind::InvalidData, reason)
+    })?;
+    if theirs.fingerprint != ours {
+        let reason = format!(
+            "the protocols differ: this node speaks `{name}` (fingerprint {ours:#018x}) and {addr} speaks one with fingerprint {:#018x}",
+            theirs.fingerprint
+        );
+        reject(&node, addr, &reason);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+    }
+
+    // the peer's address as this node can dial it
+    let dialable = theirs.listening.map(|mut l| {
+        if l.ip().is_unspecified() {
+            l.set_ip(addr.ip());
+        }
+        l
+    });
+    let arrival = Arrival {
+        addr,
+        id,
+        side,
+        peer: PeerIdentity::new(dialable, theirs.name),
+        ours_advertised: listening,
+        theirs_advertised: theirs.listening,
+    };
+    let verdict = identity::judge(&node, arrival);
+    let stream = this.borrow_stream(&mut conn);
+    stream.write_u8(u8::from(verdict != Verdict::Keep)).await?;
+    let theirs_kept = match stream.read_u8().await {
+        Ok(0) => true,
+        Ok(1) => false,
+        Ok(other) => {
+            identity::settle(&node, addr, id, false);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{addr} sent an unknown handshake verdict {other}"),
+            ));
+        }
+        Err(e) => {
+            identity::settle(&node, addr, id, false);
+            return Err(e);
+        }
+    };
+    if identity::settle(&node, addr, id, theirs_kept) {
+        return Ok(conn);
+    }
+    ext::of(&node)
+        .duplicate_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let why = match verdict {
+        Verdict::Drop(why) => why.to_string(),
+        Verdict::Keep if theirs_kept => {
+            "a connection dialled by the lower address came meanwhile".into()
+        }
+        Verdict::Keep => "it keeps another connection to this node".into(),
+    };
+    debug!(parent: node.span(), "dropped a second connection with {addr}: {why}");
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("a duplicate connection with {addr} was dropped: {why}"),
+    ))
+}
+
+/// Writes our hello and reads the peer's; the error is the reason to reject it.
+async fn exchange_hellos<S>(stream: &mut S, ours: &Hello) -> Result<Hello, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let body = ours.to_bytes();
+    let mut out = Vec::with_capacity(10 + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    // both sides write first: a hello always fits in the socket buffers, so nobody waits
+    let io_err = |e: io::Error| format!("the handshake failed: {e}");
+    stream.write_all(&out).await.map_err(io_err)?;
+
+    let mut magic = [0u8; 8];
+    stream.read_exact(&mut magic).await.map_err(io_err)?;
+    if magic == OLD_MAGIC {
+        return Err("the peer speaks the first version of the DSL handshake (a fingerprint alone): upgrade it".into());
+    }
+    if magic != MAGIC {
+        return Err("the peer did not send a pea2pea DSL hello: it does not speak a `protocol!` with `handshake = fingerprint`".into());
+    }
+    let len = usize::from(stream.read_u16().await.map_err(io_err)?);
+    if len > MAX_HELLO {
+        return Err(format!(
+            "the peer's hello is {len} bytes, more than {MAX_HELLO}"
+        ));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.map_err(io_err)?;
+    Hello::from_bytes(Bytes::from(body)).map_err(|e| format!("the peer's hello is invalid: {e}"))
+}
+
+/// Counts and logs a rejected peer.
+fn reject(node: &crate::Node, addr: SocketAddr, reason: &str) {
+    ext::of(node)
         .fingerprint_rejections
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    warn!(parent: this.node().span(), "rejected {addr}: {reason}");
-    Err(io::Error::new(io::ErrorKind::InvalidData, reason))
+        .fetch_add(1, Ordering::Relaxed);
+    warn!(parent: node.span(), "rejected {addr}: {reason}");
+}
+
+/// Shortens `s` to at most `max` bytes, at a character boundary.
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }
 
 /// Starts a declaration's fingerprint from its name.

@@ -10,6 +10,7 @@ pub(crate) mod ext;
 mod fanout;
 mod frame;
 mod handshake;
+mod identity;
 mod ordered;
 mod outcome;
 mod rpc;
@@ -19,12 +20,13 @@ mod undeclared;
 
 pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
+pub use identity::PeerIdentity;
 pub use outcome::HandlerResult;
 
 #[doc(hidden)]
 pub mod rt;
 
-use std::sync::atomic::Ordering;
+use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use crate::{Message, Node};
 
@@ -75,6 +77,19 @@ pub fn messages_dropped(node: &Node) -> u64 {
 /// their outbound queue was full.
 pub fn slow_peers_disconnected(node: &Node) -> u64 {
     ext::existing(node).map_or(0, |ext| ext.slow_peers_disconnected.load(Ordering::Relaxed))
+}
+
+/// Who is at the other end of `node`'s connection with `addr` (a handler's `from`), as the DSL
+/// handshake (`handshake = fingerprint`) said: the peer's listening address, dialable from
+/// this node, and its name. `None` if there is no such connection or it had no DSL handshake.
+pub fn peer_identity(node: &Node, addr: SocketAddr) -> Option<PeerIdentity> {
+    identity::of_peer(node, addr)
+}
+
+/// How many connections `node` dropped in the DSL handshake as a second connection between
+/// the same two nodes (one of two simultaneous dials, or a dial to a peer already connected).
+pub fn duplicate_connections(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.duplicate_connections.load(Ordering::Relaxed))
 }
 
 /// How many of `node`'s `on` handlers returned an error (each one disconnected its peer).

@@ -20,6 +20,7 @@ pub use super::{
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
+    identity::connect_if_needed,
     ordered::{Job, deliver_in_order},
     outcome::settle,
     rpc::{complete, decode_request, respond, unknown_method},

@@ -1,0 +1,232 @@
+//! Peer identity (DSL-15..18): the DSL handshake tells each side the other's listening address
+//! and name; `connect_if_needed` reuses a connection in either direction, and nodes that all
+//! dial each other at once end with one connection per pair.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+use pea2pea_tests::{raw, wait_until_10s};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Message, Debug, Clone, PartialEq)]
+enum Note {
+    Hi,
+}
+
+/// A `Hi`'s sender: its address, and its identity.
+type Seen = (SocketAddr, Option<dsl::PeerIdentity>);
+
+/// Records, for every `Hi`, the sender's identity as the handshake told it.
+#[pea2pea::node]
+#[derive(Clone)]
+struct Peer {
+    node: Node,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+protocol! {
+    Peer speaks Note {
+        handshake = fingerprint,
+        on Note::Hi from addr => {
+            let identity = dsl::peer_identity(self.node(), addr);
+            self.seen.lock().unwrap().push((addr, identity));
+        }
+    }
+}
+
+fn peer(name: &str) -> Peer {
+    Peer {
+        node: Node::new(Config {
+            name: Some(name.into()),
+            ..Config::loopback()
+        }),
+        seen: Default::default(),
+    }
+}
+
+// DSL-15: an inbound connection's `from` is the peer's ephemeral port, and `dsl::peer_identity`
+// gives its listening address (dialable) and name; a peer without a listener still connects,
+// and has no listening address.
+#[tokio::test]
+async fn dsl_15_inbound_from_gives_the_listening_address() {
+    let (a, b, c) = (peer("a"), peer("b"), peer("c"));
+    let a_addr = a.start().await.unwrap();
+    let b_addr = b.start().await.unwrap();
+    c.enable_protocols().await; // c does not listen
+    a.node().connect(b_addr).await.unwrap();
+    c.node().connect(b_addr).await.unwrap();
+    a.send(b_addr, Note::Hi).await.unwrap();
+    c.send(b_addr, Note::Hi).await.unwrap();
+    wait_until_10s("b to hear from a and c", || {
+        b.seen.lock().unwrap().len() == 2
+    })
+    .await;
+
+    let seen = b.seen.lock().unwrap().clone();
+    let from_a = seen
+        .iter()
+        .find(|(_, id)| id.as_ref().unwrap().name() == "a");
+    let (a_seen_as, a_identity) = from_a.expect("a's message");
+    assert_ne!(
+        *a_seen_as, a_addr,
+        "an inbound connection comes from another port"
+    );
+    assert_eq!(a_identity.as_ref().unwrap().listening_addr(), Some(a_addr));
+    let from_c = seen
+        .iter()
+        .find(|(_, id)| id.as_ref().unwrap().name() == "c");
+    let c_identity = from_c.expect("c's message").1.clone().unwrap();
+    assert_eq!(c_identity.listening_addr(), None);
+    // and the other way: a knows b by the address it dialled
+    let b_identity = dsl::peer_identity(a.node(), b_addr).unwrap();
+    assert_eq!(b_identity.listening_addr(), Some(b_addr));
+    assert_eq!(b_identity.name(), "b");
+    for p in [&a, &b, &c] {
+        p.node().shut_down().await;
+    }
+}
+
+// DSL-16: `connect_if_needed` reuses a connection the peer dialled: no second connection, and
+// the address it returns is the one to send to.
+#[tokio::test]
+async fn dsl_16_connect_if_needed_reuses_an_inbound_connection() {
+    let (a, b) = (peer("a"), peer("b"));
+    let a_addr = a.start().await.unwrap();
+    let b_addr = b.start().await.unwrap();
+    a.node().connect(b_addr).await.unwrap();
+    wait_until_10s("b to register a", || b.node().num_connected() == 1).await;
+
+    let to_a = b.connect_if_needed(a_addr).await.unwrap();
+    assert_ne!(to_a, a_addr, "b dialled a again");
+    assert_eq!(b.node().connected_addrs(), vec![to_a]);
+    b.send(to_a, Note::Hi).await.unwrap();
+    wait_until_10s("a to hear from b", || a.seen.lock().unwrap().len() == 1).await;
+    // and the dialler's side finds its own connection
+    assert_eq!(a.connect_if_needed(b_addr).await.unwrap(), b_addr);
+    assert_eq!(a.node().num_connected(), 1);
+    assert_eq!(b.node().num_connected(), 1);
+    for p in [&a, &b] {
+        p.node().shut_down().await;
+    }
+}
+
+/// The listening addresses of the peers of `node`'s connections.
+fn peers_of(node: &Node) -> Vec<Option<SocketAddr>> {
+    node.connected_addrs()
+        .into_iter()
+        .map(|addr| dsl::peer_identity(node, addr).and_then(|id| id.listening_addr()))
+        .collect()
+}
+
+// DSL-17: 20 nodes that all dial each other at once with `connect_if_needed` end with exactly
+// one connection per pair (the one dialled by the lower listening address, where two raced),
+// and every dial's caller gets an address that leads to its peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsl_17_twenty_nodes_dialling_each_other_end_with_one_connection_per_pair() {
+    const N: usize = 20;
+    let nodes: Vec<Peer> = (0..N).map(|i| peer(&format!("n{i}"))).collect();
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        addrs.push(n.start().await.unwrap());
+    }
+    let mut dials = Vec::new();
+    for n in &nodes {
+        let own = n.node().listening_addr().await.unwrap();
+        for to in addrs.iter().copied().filter(|to| *to != own) {
+            let n = n.clone();
+            dials.push(tokio::spawn(
+                async move { (to, n.connect_if_needed(to).await) },
+            ));
+        }
+    }
+    let mut errors = Vec::new();
+    for dial in dials {
+        let (to, result) = dial.await.unwrap();
+        if let Err(e) = result {
+            errors.push((to, e.to_string()));
+        }
+    }
+    assert!(errors.is_empty(), "some dials failed: {errors:#?}");
+    let own: HashSet<_> = addrs.iter().copied().collect();
+    assert_eq!(own.len(), N);
+
+    wait_until_10s("every node to have one connection to every other", || {
+        nodes
+            .iter()
+            .all(|n| n.node().num_connecting() == 0 && n.node().num_connected() == N - 1)
+    })
+    .await;
+    for (n, own_addr) in nodes.iter().zip(&addrs) {
+        let peers = peers_of(n.node());
+        let distinct: BTreeSet<_> = peers.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            N - 1,
+            "{} has two connections to one peer",
+            n.node().name()
+        );
+        assert!(!distinct.contains(&Some(*own_addr)));
+        assert!(
+            !distinct.contains(&None),
+            "a connection without an identity"
+        );
+    }
+    let dropped: u64 = nodes
+        .iter()
+        .map(|n| dsl::duplicate_connections(n.node()))
+        .sum();
+    println!("{dropped} duplicate connections were dropped in handshakes");
+    for n in &nodes {
+        n.node().shut_down().await;
+    }
+}
+
+// DSL-18: a peer that does not speak the DSL handshake gets a clear error, both ways, counted;
+// the node lives on and serves a DSL peer that does not listen.
+#[tokio::test]
+async fn dsl_18_a_non_dsl_peer_gets_a_clear_error() {
+    // a DSL node dials something else
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        socket.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = socket.read_to_end(&mut sink).await;
+    });
+    let a = peer("a");
+    let a_addr = a.start().await.unwrap();
+    let err = a.node().connect(other).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(
+        err.to_string().contains("did not send a pea2pea DSL hello"),
+        "{err}"
+    );
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 1);
+    server.await.unwrap();
+
+    // something else dials a DSL node
+    let mut socket = raw::raw_connect(a_addr).await;
+    socket
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    raw::assert_closed_within(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 2);
+    assert_eq!(a.node().num_connected(), 0);
+
+    // a DSL node that does not listen still connects, and is served
+    let b = peer("b");
+    b.enable_protocols().await;
+    b.node().connect(a_addr).await.unwrap();
+    b.send(a_addr, Note::Hi).await.unwrap();
+    wait_until_10s("a to hear from b", || a.seen.lock().unwrap().len() == 1).await;
+    a.node().shut_down().await;
+    b.node().shut_down().await;
+}
