@@ -230,3 +230,64 @@ async fn dsl_18_a_non_dsl_peer_gets_a_clear_error() {
     a.node().shut_down().await;
     b.node().shut_down().await;
 }
+
+/// Connects to `addr` with a raw socket, reads the node's hello (magic, length, body) and
+/// sends `bytes`; returns whether the node closed the connection within 5 s.
+async fn send_after_hello(addr: SocketAddr, bytes: &[u8]) -> bool {
+    let mut socket = raw::raw_connect(addr).await;
+    let mut head = [0u8; 10];
+    socket.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head[..8], b"p2pdsl/2");
+    let mut hello = vec![0u8; usize::from(u16::from_be_bytes([head[8], head[9]]))];
+    socket.read_exact(&mut hello).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    raw::closed_within(&mut socket, Duration::from_secs(5)).await
+}
+
+// DSL-19: hostile hellos are refused, each closed at once and counted: a hello longer than
+// 1 KiB (no buffer of its claimed size is made), the first version's magic, a hello that
+// does not decode, and a verdict that is neither 0 nor 1; the node lives on.
+#[tokio::test]
+async fn dsl_19_hostile_hellos_are_refused() {
+    let a = peer("a");
+    let a_addr = a.start().await.unwrap();
+    let mut too_long = b"p2pdsl/2".to_vec();
+    too_long.extend_from_slice(&u16::MAX.to_be_bytes());
+    assert!(send_after_hello(a_addr, &too_long).await, "a 64 KiB hello");
+    let mut old = b"p2pfp/1\0".to_vec();
+    old.extend_from_slice(&[0; 8]);
+    assert!(send_after_hello(a_addr, &old).await, "the old magic");
+    let mut garbled = b"p2pdsl/2".to_vec();
+    garbled.extend_from_slice(&3u16.to_be_bytes());
+    garbled.extend_from_slice(&[0xff, 0xff, 0xff]); // a varint that never ends
+    assert!(
+        send_after_hello(a_addr, &garbled).await,
+        "a hello that does not decode"
+    );
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 3);
+
+    // a valid hello (the node's own, echoed: the same fingerprint), then a bad verdict
+    let mut socket = raw::raw_connect(a_addr).await;
+    let mut head = [0u8; 10];
+    socket.read_exact(&mut head).await.unwrap();
+    let mut hello = vec![0u8; usize::from(u16::from_be_bytes([head[8], head[9]]))];
+    socket.read_exact(&mut hello).await.unwrap();
+    socket.write_all(&head).await.unwrap();
+    socket.write_all(&hello).await.unwrap();
+    socket.write_all(&[7]).await.unwrap();
+    assert!(
+        raw::closed_within(&mut socket, Duration::from_secs(5)).await,
+        "a bad verdict"
+    );
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 4);
+    assert_eq!(a.node().num_connected(), 0);
+
+    // and it still serves a DSL peer
+    let b = peer("b");
+    b.enable_protocols().await;
+    b.node().connect(a_addr).await.unwrap();
+    b.send(a_addr, Note::Hi).await.unwrap();
+    wait_until_10s("a to hear from b", || a.seen.lock().unwrap().len() == 1).await;
+    a.node().shut_down().await;
+    b.node().shut_down().await;
+}

@@ -96,10 +96,9 @@ pub async fn fingerprint_handshake<H: Handshake>(
         Ok(1) => false,
         Ok(other) => {
             identity::settle(&node, addr, id, false);
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{addr} sent an unknown handshake verdict {other}"),
-            ));
+            let reason = format!("the peer sent an unknown handshake verdict {other}");
+            reject(&node, addr, &reason);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
         }
         Err(e) => {
             identity::settle(&node, addr, id, false);
