@@ -9,7 +9,7 @@
 
 use std::{
     cmp::Ordering,
-    collections::HashMap,
+    collections::BTreeMap,
     io,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -60,12 +60,14 @@ struct Known {
     doomed: bool,
 }
 
+/// Ordered maps: which rival a search finds first must not depend on a per-process hash
+/// seed (a simulated run depends on its seed alone).
 #[derive(Default)]
 struct Inner {
     /// By the connection's address (its key in the node).
-    known: HashMap<SocketAddr, Known>,
+    known: BTreeMap<SocketAddr, Known>,
     /// Listening addresses this node is dialling, with how many dials to each.
-    dialling: HashMap<SocketAddr, usize>,
+    dialling: BTreeMap<SocketAddr, usize>,
 }
 
 /// The identity table of one node.
