@@ -90,8 +90,13 @@ pub async fn fingerprint_handshake<H: Handshake>(
     };
     let verdict = identity::judge(&node, arrival);
     let stream = this.borrow_stream(&mut conn);
-    stream.write_u8(u8::from(verdict != Verdict::Keep)).await?;
-    let theirs_kept = match stream.read_u8().await {
+    let exchanged = async {
+        stream.write_u8(u8::from(verdict != Verdict::Keep)).await?;
+        stream.read_u8().await
+    };
+    // (a handshake cut off by its timeout leaves its entry unsettled: pruned once the
+    // connection is no longer setting up)
+    let theirs_kept = match exchanged.await {
         Ok(0) => true,
         Ok(1) => false,
         Ok(other) => {
