@@ -27,6 +27,12 @@ mod prelude_free {
     #[allow(dead_code)]
     struct Option;
     #[allow(dead_code)]
+    struct Box;
+    #[allow(dead_code)]
+    struct Clone;
+    #[allow(dead_code)]
+    struct Some;
+    #[allow(dead_code)]
     struct Reading;
     #[allow(dead_code)]
     struct SocketAddr;
@@ -55,7 +61,11 @@ mod prelude_free {
             call_timeout = 2 s,
             max_calls = 16,
             on Chat::Hello { name } from addr => { let _ = (name, addr); }
-            on Chat::Bye => {},
+            on Chat::Bye from addr => {
+                // `?` and a `Result` handler, without the prelude
+                self.send(addr, Chat::Bye).await?;
+                ::core::result::Result::Ok(())
+            }
             rpc Ping(n) from _peer -> Pong => Pong(n),
             on_connect(_addr) => {},
             on_disconnect(_addr, _origin) => {},
@@ -65,4 +75,5 @@ mod prelude_free {
 
 fn main() {
     let _ = prelude_free::Peer::start;
+    let _ = prelude_free::Peer::connect_if_needed;
 }
