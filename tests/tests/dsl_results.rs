@@ -1,4 +1,4 @@
-//! Handlers that return a `Result` (DSL-13, DSL-14): an `Err` is logged with the node's name
+//! Handlers that return a `Result` (DSL-13, DSL-14, DSL-20): an `Err` is logged with the node's name
 //! and the peer, counted, and disconnects that peer (that connection only); `Ok` and `()`
 //! handlers keep it. Run on a current-thread runtime with a [`LogCapture`], so that every
 //! task logs on the test's thread.
@@ -31,6 +31,12 @@ struct Ping;
 
 #[derive(Message, Debug, Clone, PartialEq)]
 struct Pong;
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Divide(u32, u32);
+
+#[derive(Message, Debug, Clone, PartialEq)]
+struct Quotient(u32);
 
 fn fail(reason: String) -> io::Result<()> {
     Err(io::Error::other(reason))
@@ -79,6 +85,10 @@ protocol! {
         }
         on Cmd::Fail(reason) -> Result<(), String> => Err(reason),
         rpc Ping -> Pong => Pong,
+        rpc Divide(a, b) -> Quotient => {
+            let q = a.checked_div(b).ok_or_else(|| io::Error::other("division by zero"))?;
+            Ok(Quotient(q))
+        }
     }
 }
 
@@ -171,4 +181,35 @@ async fn dsl_14_a_failing_handler_disconnects_its_peer_with_rpcs() {
     for n in [&a, &b, &c] {
         n.node().shut_down().await;
     }
+}
+
+// DSL-20: an rpc handler may evaluate to a `Result` of its response (`?` works): an `Err` is the
+// caller's error (`Other`, with the handler's reason), logged and counted; the connection
+// stays, and the next call is answered.
+#[tokio::test]
+async fn dsl_20_a_failing_rpc_handler_answers_its_error() {
+    let (capture, _guard) = LogCapture::install(Level::WARN);
+    let with_rpc = |name| WithRpc {
+        node: node(name),
+        handled: Default::default(),
+    };
+    let (a, b) = (with_rpc("a"), with_rpc("b"));
+    let b_addr = b.start().await.unwrap();
+    a.enable_protocols().await;
+    a.node().connect(b_addr).await.unwrap();
+
+    assert_eq!(a.call(b_addr, Divide(7, 2)).await.unwrap(), Quotient(3));
+    let err = a.call(b_addr, Divide(7, 0)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert_eq!(dsl::handler_errors(b.node()), 1);
+    assert!(
+        capture.any_line_contains(Level::WARN, "division by zero"),
+        "{:#?}",
+        capture.lines()
+    );
+    assert_eq!(a.call(b_addr, Divide(9, 3)).await.unwrap(), Quotient(3));
+    assert_eq!(b.node().num_connected(), 1);
+    a.node().shut_down().await;
+    b.node().shut_down().await;
 }

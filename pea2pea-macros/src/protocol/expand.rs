@@ -431,6 +431,12 @@ fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {
     let pat = &handler.pat;
     let bind = bind_from(&handler.from);
     let body = &handler.body;
+    // the response, or a `Result` of it; `?` on the handler's level makes it an io one
+    let annotation = uses_try(body).then(|| quote!(: #rt::Result<#response, #rt::io::Error>));
+    // an answer of the wrong type is reported at the body
+    let answer = Ident::new("__pea2pea_answer", body.span());
+    let run = quote_spanned!(body.span()=> async { #body }.await);
+    let respond = quote_spanned!(body.span()=> #rt::respond::<Self, _, #response, _>);
     quote! {
         if __pea2pea_method == <#request as #rt::Rpc<Self>>::METHOD {
             if let #rt::Some(__pea2pea_request) = #rt::decode_request::<Self, _, #request>(
@@ -443,8 +449,8 @@ fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {
             {
                 let #pat = __pea2pea_request;
                 #bind
-                let __pea2pea_response: #response = #body;
-                #rt::respond(self, __pea2pea_source, __pea2pea_id, &__pea2pea_response, #timeout).await;
+                let #answer #annotation = #run;
+                #respond(self, __pea2pea_source, __pea2pea_id, #answer, #timeout).await;
             }
             return;
         }

@@ -21,7 +21,7 @@ mod undeclared;
 pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
 pub use identity::PeerIdentity;
-pub use outcome::HandlerResult;
+pub use outcome::{HandlerResult, RpcAnswer};
 
 #[doc(hidden)]
 pub mod rt;

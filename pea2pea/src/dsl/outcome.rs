@@ -6,7 +6,7 @@ use std::{fmt::Display, net::SocketAddr, sync::atomic::Ordering};
 use tracing::warn;
 
 use super::ext;
-use crate::{ConnectionId, Pea2Pea};
+use crate::{ConnectionId, Message, Pea2Pea};
 
 /// What an `on` handler may evaluate to: `()`, or a `Result<(), E>` whose error displays
 /// (`io::Result<()>`, a `Result` of your own error type). An `Err` is logged with the node's
@@ -31,6 +31,32 @@ impl HandlerResult for () {
 impl<E: Display> HandlerResult for Result<(), E> {
     fn failure(self) -> Option<String> {
         self.err().map(|e| e.to_string())
+    }
+}
+
+/// What an rpc handler that answers with `R` may evaluate to: `R`, or a `Result<R, E>` whose
+/// error displays (`io::Result<R>`, ...), so that `?` works in it. An `Err` is answered to the
+/// caller as a failure (its `call` fails with `Other`, the error's text in the message),
+/// logged with the node's name and the peer, and counted in
+/// [`dsl::handler_errors`](super::handler_errors); the connection stays.
+#[diagnostic::on_unimplemented(
+    message = "an rpc handler answering `{R}` evaluates to `{R}` or to a `Result<{R}, E>` whose error implements `Display`, not to `{Self}`",
+    label = "this handler evaluates to `{Self}`"
+)]
+pub trait RpcAnswer<R> {
+    /// The response, or the error's text.
+    fn into_answer(self) -> Result<R, String>;
+}
+
+impl<R: Message> RpcAnswer<R> for R {
+    fn into_answer(self) -> Result<R, String> {
+        Ok(self)
+    }
+}
+
+impl<R: Message, E: Display> RpcAnswer<R> for Result<R, E> {
+    fn into_answer(self) -> Result<R, String> {
+        self.map_err(|e| e.to_string())
     }
 }
 

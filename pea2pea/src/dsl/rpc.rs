@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{ext, frame::Frame, send::confirmed};
+use super::{RpcAnswer, ext, frame::Frame, send::confirmed};
 use crate::{Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
@@ -94,6 +94,16 @@ pub(crate) fn decode_answer<T: Message>(
     })
 }
 
+/// Logs and counts a failed rpc handler; returns the reason its caller gets.
+#[cold]
+fn rpc_failed(node: &crate::Node, addr: SocketAddr, id: u64, reason: String) -> String {
+    ext::of(node)
+        .handler_errors
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    warn!(parent: node.span(), "the handler of call {id} from {addr} failed: {reason}");
+    format!("its handler failed: {reason}")
+}
+
 fn aborted(addr: SocketAddr) -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
@@ -148,16 +158,19 @@ where
     }
 }
 
-/// Sends the handler's response to the peer's call `id`.
-pub async fn respond<W, M, T>(this: &W, addr: SocketAddr, id: u64, response: &T, timeout_ms: u64)
+/// Sends the handler's answer to the peer's call `id`: its response, or, if it failed, why
+/// (logged and counted; the connection stays).
+pub async fn respond<W, M, T, A>(this: &W, addr: SocketAddr, id: u64, answer: A, timeout_ms: u64)
 where
     W: Writing<Message = Frame<M>>,
     T: Message,
+    A: RpcAnswer<T>,
 {
-    let answer = Frame::Response {
-        id,
-        result: Ok(response.to_bytes()),
+    let result = match answer.into_answer() {
+        Ok(response) => Ok(response.to_bytes()),
+        Err(reason) => Err(rpc_failed(this.node(), addr, id, reason)),
     };
+    let answer = Frame::Response { id, result };
     if let Err(e) = answer_within(this, addr, answer, timeout_ms).await {
         debug!(parent: this.node().span(), "couldn't answer call {id} from {addr}: {e}");
     }
