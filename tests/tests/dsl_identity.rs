@@ -1,4 +1,4 @@
-//! Peer identity (DSL-15..18): the DSL handshake tells each side the other's listening address
+//! Peer identity (DSL-15..19, 21, 22): the DSL handshake tells each side the other's listening address
 //! and name; `connect_if_needed` reuses a connection in either direction, and nodes that all
 //! dial each other at once end with one connection per pair.
 
@@ -113,6 +113,65 @@ async fn dsl_16_connect_if_needed_reuses_an_inbound_connection() {
     assert_eq!(b.node().num_connected(), 1);
     for p in [&a, &b] {
         p.node().shut_down().await;
+    }
+}
+
+// DSL-21: `connect_if_needed` to a peer that does not dial back connects, whichever of the
+// two listens on the lower address.
+#[tokio::test]
+async fn dsl_21_connect_if_needed_dials_a_peer_either_way() {
+    for lower_dials in [true, false] {
+        let (a, b) = (peer("a"), peer("b"));
+        let a_addr = a.start().await.unwrap();
+        let b_addr = b.start().await.unwrap();
+        let (dialler, to) = if (a_addr < b_addr) == lower_dials {
+            (&a, b_addr)
+        } else {
+            (&b, a_addr)
+        };
+        let got = dialler.connect_if_needed(to).await.unwrap();
+        assert_eq!(got, to, "a fresh dial is to the address asked for");
+        dialler.send(got, Note::Hi).await.unwrap();
+        assert_eq!(dsl::duplicate_connections(dialler.node()), 0);
+        for p in [&a, &b] {
+            p.node().shut_down().await;
+        }
+    }
+}
+
+// DSL-22: two nodes that dial each other at once keep the connection dialled by the lower
+// listening address, on both sides (20 rounds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsl_22_of_two_dials_the_lower_ones_is_kept() {
+    for _ in 0..20 {
+        let (a, b) = (peer("a"), peer("b"));
+        let a_addr = a.start().await.unwrap();
+        let b_addr = b.start().await.unwrap();
+        let (lower, higher, higher_addr) = if a_addr < b_addr {
+            (&a, &b, b_addr)
+        } else {
+            (&b, &a, a_addr)
+        };
+        let (x, y) = tokio::join!(
+            lower.connect_if_needed(higher_addr),
+            higher.connect_if_needed(lower.node().listening_addr().await.unwrap()),
+        );
+        // the lower one dialled the kept connection: it knows it by the higher's listening
+        // address, and the higher one by the lower's ephemeral port
+        assert_eq!(x.unwrap(), higher_addr);
+        let y = y.unwrap();
+        assert_ne!(y, lower.node().listening_addr().await.unwrap());
+        wait_until_10s("one connection on each side", || {
+            lower.node().num_connected() == 1
+                && higher.node().num_connected() == 1
+                && lower.node().num_connecting() == 0
+                && higher.node().num_connecting() == 0
+        })
+        .await;
+        assert_eq!(lower.node().connected_addrs(), vec![higher_addr]);
+        for p in [&a, &b] {
+            p.node().shut_down().await;
+        }
     }
 }
 

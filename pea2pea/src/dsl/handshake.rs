@@ -17,7 +17,7 @@ use super::{
     ext,
     identity::{self, Arrival, PeerIdentity, Verdict},
 };
-use crate::{Connection, Message, message::fingerprint, protocols::Handshake};
+use crate::{Connection, ConnectionSide, Message, message::fingerprint, protocols::Handshake};
 
 /// Says "a pea2pea DSL hello follows" (and its version).
 const MAGIC: [u8; 8] = *b"p2pdsl/2";
@@ -50,7 +50,17 @@ pub async fn fingerprint_handshake<H: Handshake>(
     name: &'static str,
 ) -> io::Result<Connection> {
     let node = this.node().clone();
-    let (addr, id, side) = (conn.addr(), conn.info().id(), conn.side());
+    let (addr, id) = (conn.addr(), conn.info().id());
+    // `Connection::side` is the peer's role: this node's is the other one
+    let side = match conn.side() {
+        ConnectionSide::Initiator => ConnectionSide::Responder,
+        ConnectionSide::Responder => ConnectionSide::Initiator,
+    };
+    // a dial made with a plain `Node::connect` is recorded from here (`connect_if_needed`
+    // records its own before the TCP connect), so that the peer's dial at the same time is
+    // judged knowing of it
+    let _dialling =
+        (side == ConnectionSide::Initiator).then(|| identity::Dialling::start(&node, addr));
     let listening = node.listening_addr().await.ok();
     let mut node_name = node.name().to_owned();
     truncate(&mut node_name, 255);

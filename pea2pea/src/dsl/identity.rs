@@ -207,9 +207,21 @@ pub(crate) fn of_peer(node: &Node, addr: SocketAddr) -> Option<PeerIdentity> {
 }
 
 /// Counts a dial to `listening` while it runs.
-struct Dialling {
+pub(crate) struct Dialling {
     ext: Arc<ext::NodeExt>,
     listening: SocketAddr,
+}
+
+impl Dialling {
+    /// Records a dial to `listening` until the returned guard drops.
+    pub(crate) fn start(node: &Node, listening: SocketAddr) -> Self {
+        let ext = ext::of(node);
+        *lock(&ext.identities.inner)
+            .dialling
+            .entry(listening)
+            .or_default() += 1;
+        Self { ext, listening }
+    }
 }
 
 impl Drop for Dialling {
