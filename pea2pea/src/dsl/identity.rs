@@ -50,8 +50,8 @@ impl PeerIdentity {
 struct Known {
     id: ConnectionId,
     peer: PeerIdentity,
-    /// Whether the peer advertised a lower address than ours (`None` when either side
-    /// advertised none, or both the same).
+    /// Whether the side that advertised the lower address dialled it (`None` when either
+    /// side advertised none, or both the same).
     dialled_by_lower: Option<bool>,
     /// Both sides kept it, and its handshake returned.
     settled: bool,
