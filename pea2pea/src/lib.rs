@@ -24,7 +24,8 @@ pub mod net;
 pub mod protocols;
 
 #[doc(hidden)]
-pub mod __private;
+#[path = "private/mod.rs"]
+pub mod __private_0_1;
 
 pub use codec::{Encoded, MessageCodec, Outgoing};
 pub use config::Config;

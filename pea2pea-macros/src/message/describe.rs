@@ -76,7 +76,7 @@ pub fn shape(input: &Input) -> String {
 /// The `Message::SCHEMA` constant: a `&'static Schema` built from literals and
 /// `schema_of::<FieldType>` pointers (so recursive types need no recursive constant).
 pub fn schema(m: &TokenStream, input: &Input) -> TokenStream {
-    let d = quote!(#m::__derive);
+    let d = quote!(#m);
     let name = input.ident.to_string();
     let extensible = input.extensible.is_some();
     let params = input.generics.type_params().map(|p| {

@@ -29,7 +29,7 @@ fn bounded_generics(generics: &syn::Generics, m: &TokenStream) -> (syn::Generics
 /// type, so that the errors shown are the derive's own, and it is never run (the crate does
 /// not compile).
 pub fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
-    let m = quote!(#krate::message);
+    let m = quote!(#krate::__private_0_1::derive);
     let name = &input.ident;
     let (generics, _) = bounded_generics(&input.generics, &m);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
@@ -39,7 +39,7 @@ pub fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
             fn encoded_len(&self) -> ::core::primitive::usize {
                 ::core::unreachable!()
             }
-            fn encode(&self, _: &mut #m::__derive::BytesMut) {
+            fn encode(&self, _: &mut #m::BytesMut) {
                 ::core::unreachable!()
             }
             fn decode(_: &mut #m::Reader) -> ::core::result::Result<Self, #m::DecodeError> {
@@ -51,7 +51,7 @@ pub fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
 
 pub fn expand(input: &Input) -> TokenStream {
     let krate = &input.krate;
-    let m = quote!(#krate::message);
+    let m = quote!(#krate::__private_0_1::derive);
     let name = &input.ident;
     let (generics, params) = bounded_generics(&input.generics, &m);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
@@ -90,7 +90,7 @@ pub fn expand(input: &Input) -> TokenStream {
         #[allow(deprecated)]
         impl #impl_g #m::Message for #name #ty_g #where_c {
             const SHAPE: &'static ::core::primitive::str = #shape;
-            const FINGERPRINT: ::core::primitive::u64 = #m::__derive::mix(
+            const FINGERPRINT: ::core::primitive::u64 = #m::mix(
                 #m::fingerprint(#shape),
                 &[#(<#params as #m::Message>::FINGERPRINT),*],
             );
@@ -104,7 +104,7 @@ pub fn expand(input: &Input) -> TokenStream {
             }
 
             #[inline]
-            fn encode(&self, dst: &mut #m::__derive::BytesMut) {
+            fn encode(&self, dst: &mut #m::BytesMut) {
                 #enc_body
             }
 
@@ -196,14 +196,14 @@ fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     let ty = &field.ty;
     let step = format!("{path}.{}", field.name());
     let decode = quote_spanned!(ty.span()=>
-        #m::__derive::within(<#ty as #m::Message>::decode(src), #step)?
+        #m::within(<#ty as #m::Message>::decode(src), #step)?
     );
     let decode = match &field.max_len {
         None => decode,
         Some((max, lit)) => {
             let max = syn::LitInt::new(&format!("{max}usize"), lit.span());
             let check = quote_spanned!(ty.span()=>
-                #m::__derive::check_max_len::<#ty>(src, #max, #step)?
+                #m::check_max_len::<#ty>(src, #max, #step)?
             );
             quote!({ #check; #decode })
         }
@@ -213,7 +213,7 @@ fn decode_field(m: &TokenStream, field: &Field, path: &str) -> TokenStream {
     };
     let value = match &default.with {
         Some(with) => quote_spanned!(with.span()=> #with()),
-        None => quote_spanned!(ty.span()=> <#ty as #m::__derive::DefaultField>::default_field()),
+        None => quote_spanned!(ty.span()=> <#ty as #m::DefaultField>::default_field()),
     };
     quote!(if #m::Reader::at_end(src) { #value } else { #decode })
 }
@@ -279,7 +279,7 @@ fn enumeration(m: &TokenStream, input: &Input, variants: &[Variant]) -> BodyCode
         let tag_len = tag_bytes.len();
         len_arms.push(quote!(Self::#ident #pattern => #tag_len + #len,));
         enc_arms.push(quote!(Self::#ident #pattern => {
-            #m::__derive::BytesMut::extend_from_slice(dst, &[#(#tag_bytes),*]);
+            #m::BytesMut::extend_from_slice(dst, &[#(#tag_bytes),*]);
             #encode
         }));
         let tag_lit = syn::LitInt::new(&format!("{tag}u32"), Span::call_site());
@@ -296,7 +296,7 @@ fn enumeration(m: &TokenStream, input: &Input, variants: &[Variant]) -> BodyCode
         let dec = quote! {
             let at = #m::Reader::offset(src);
             let tag = #m::Reader::read_variant(src, #name)?;
-            ::core::result::Result::Err(#m::__derive::unknown_variant(tag, #name, at))
+            ::core::result::Result::Err(#m::unknown_variant(tag, #name, at))
         };
         return BodyCode {
             min_len,
@@ -307,7 +307,7 @@ fn enumeration(m: &TokenStream, input: &Input, variants: &[Variant]) -> BodyCode
     }
     let unknown = catch_all.unwrap_or_else(|| {
         quote!(tag => return ::core::result::Result::Err(
-            #m::__derive::unknown_variant(tag, #name, at),
+            #m::unknown_variant(tag, #name, at),
         ),)
     });
     let dec = quote! {
@@ -329,7 +329,7 @@ fn enumeration(m: &TokenStream, input: &Input, variants: &[Variant]) -> BodyCode
 /// received, and decodes every unknown tag with the rest of the enclosing value as its bytes.
 /// check() has made sure it has two fields; the traits check their types.
 fn catch_all_arms(m: &TokenStream, variant: &Variant) -> (TokenStream, TokenStream, TokenStream) {
-    let d = quote!(#m::__derive);
+    let d = quote!(#m);
     let ident = &variant.ident;
     let fields = &variant.fields.fields;
     let (Some(tag_ty), Some(body_ty)) =
@@ -350,7 +350,7 @@ fn catch_all_arms(m: &TokenStream, variant: &Variant) -> (TokenStream, TokenStre
     );
     let enc = quote!(Self::#ident #pattern => {
         #m::put_varint_u64(dst, #tag::tag(__f0) as ::core::primitive::u64);
-        #m::__derive::BytesMut::extend_from_slice(dst, #body::body(__f1));
+        #m::BytesMut::extend_from_slice(dst, #body::body(__f1));
     });
     let dec = quote!(__tag => Self::#ident #construct,);
     (len, enc, dec)

@@ -16,7 +16,7 @@ use super::{
 pub fn expand(model: &Model) -> TokenStream {
     let rt = {
         let krate = &model.krate;
-        quote!(#krate::__private::rt)
+        quote!(#krate::__private_0_1::rt)
     };
     let node = &model.node;
 

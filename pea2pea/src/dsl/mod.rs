@@ -5,26 +5,22 @@
 //! The DSL's per-node state (calls in flight, counters) lives in the node's extension slot
 //! ([`Node::extension_or_default`]), so that `#[node]` adds no field to your struct.
 
-mod call;
+pub(crate) mod call;
 pub(crate) mod ext;
-mod fanout;
-mod frame;
-mod handshake;
-mod identity;
-mod ordered;
-mod outcome;
-mod rpc;
-mod send;
-mod serve;
-mod undeclared;
+pub(crate) mod fanout;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod identity;
+pub(crate) mod ordered;
+pub(crate) mod outcome;
+pub(crate) mod rpc;
+pub(crate) mod send;
+pub(crate) mod serve;
 
 pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
 pub use identity::PeerIdentity;
 pub use outcome::{HandlerResult, RpcAnswer};
-
-#[doc(hidden)]
-pub mod rt;
 
 use std::{net::SocketAddr, sync::atomic::Ordering};
 

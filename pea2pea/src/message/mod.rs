@@ -145,9 +145,6 @@
 //! What else is safe to change, and what breaks peers, is tabled in the DSL guide
 //! (`pea2pea-macros/DSL.md`, "Evolving a protocol").
 
-#[doc(hidden)]
-#[path = "derive_support.rs"]
-pub mod __derive;
 mod delimited;
 mod error;
 mod impls;

@@ -1,5 +1,5 @@
 //! Everything the code that `protocol!` and `#[node]` generate names, in one place (reached as
-//! `::pea2pea::__private::rt`). Not part of the public API: no semver guarantees.
+//! `::pea2pea::__private_0_1::rt`). Not part of the public API: no semver guarantees.
 
 pub use bytes::Bytes;
 pub use core::{
@@ -10,26 +10,26 @@ pub use core::{
     iter::IntoIterator,
     option::Option::{self, None, Some},
     primitive::{bool, str, u64, usize},
-    result::Result::{self, Err, Ok},
+    result::Result,
 };
-pub use std::{boxed::Box, io, net::SocketAddr, vec::Vec};
+pub use std::{boxed::Box, io, net::SocketAddr};
 
-pub use super::{
+pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
+pub use crate::dsl::{
     Call, Protocol, Rpc, SendReport, WhenFull,
     ext::first_enable,
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
     identity::connect_if_needed,
-    ordered::{Job, deliver_in_order},
+    ordered::deliver_in_order,
     outcome::settle,
     rpc::{complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
     serve::serve,
-    undeclared::{NoRpcDeclared, NoWritesDeclared},
 };
 pub use crate::{
     Connection, ConnectionId, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
-    codec::{Encoded, MessageCodec, Outgoing},
+    codec::{MessageCodec, Outgoing},
     protocols::{Handshake, OnConnect, OnDisconnect, Reading, Writing},
 };

@@ -1,10 +1,15 @@
-//! Helpers that `#[derive(Message)]`'s generated code calls. Not public API.
+//! Everything `#[derive(Message)]`'s generated code names: its helpers, and the public items
+//! it uses, re-exported. Not public API.
 
 use bytes::Bytes;
 pub use bytes::BytesMut;
 
-use super::{DecodeError, DecodeErrorKind, LengthPrefixed, Reader};
-pub use super::{FieldSchema, Schema, SchemaKind, VariantSchema, schema_of};
+use crate::message::{DecodeErrorKind, LengthPrefixed};
+// the public items the generated code names too, so that it names one path only
+pub use crate::message::{
+    DecodeError, FieldSchema, Message, Reader, Schema, SchemaKind, VariantSchema, fingerprint,
+    put_varint_u64, schema_of, varint_len_u64,
+};
 
 /// Names a field (`"Type.field"`) in the path of a decoding error.
 #[inline]
