@@ -293,7 +293,9 @@ impl Kademlia {
     fn new(name: String, k: usize) -> Self {
         let config = Config {
             name: Some(name),
-            max_connections: 4096, // a node may end up talking to every other one
+            // a node may end up talking to every other one, all of them on 127.0.0.1
+            max_connections: 4096,
+            max_connections_per_ip: 4096,
             ..Config::loopback()
         };
         Self {
