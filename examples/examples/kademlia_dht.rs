@@ -2,7 +2,7 @@
 //! FIND_NODE, FIND_VALUE) over the fingerprint handshake, k-buckets, and iterative lookups.
 //!
 //! ```text
-//! cargo run --release --example kademlia_dht -- [--nodes N] [--keys K] [--leave L] [--k K]
+//! cargo run --release --example kademlia_dht -- [--nodes N] [--keys K] [--leave L] [--k SIZE]
 //! ```
 //!
 //! N nodes (default 32) join through one seed node, store K keys (default 200), each on the k
@@ -11,8 +11,9 @@
 //! and the connections each node keeps, and fails if a lookup misses a key that a remaining
 //! node still holds.
 //!
-//! * **Ids** are 160 bits, the first 160 bits of the SHA-256 of a node's listening address (or
-//!   of a key's name), compared by XOR distance. A node learns its peer's listening address
+//! * **Ids** are 160 bits, as in the Kademlia paper (and BitTorrent's DHT): the first 160 bits
+//!   of the SHA-256 of a node's listening address (or of a key's name), compared by XOR
+//!   distance. A node learns its peer's listening address
 //!   from the DSL handshake (`dsl::peer_identity`), so a request carries no "reply to" field,
 //!   and contacts travel as addresses: the receiver derives their ids, and no node can pick
 //!   the id it answers to.
@@ -23,10 +24,18 @@
 //!   time, for the k closest they know (or for the value), and repeat until the k closest
 //!   answering contacts have all been asked. A hop is one such round. STORE goes to the k
 //!   closest the lookup found; a contact that cannot be reached is dropped from the table.
-//! * **Connections**: every call goes through the generated `connect_if_needed`, which reuses
-//!   a connection in either direction and waits for one on its way, so two nodes that look each
-//!   other up at once end with one connection between them (the handshake drops the other,
-//!   counted in `dsl::duplicate_connections`). All nodes run in this process, on 127.0.0.1.
+//! * **Connections**: a node reaches a contact with the generated `connect_if_needed`, which
+//!   reuses a connection in either direction and waits for one on its way, so two nodes that
+//!   look each other up at once end with one connection between them (the handshake drops the
+//!   other, counted in `dsl::duplicate_connections`); see the `NOTE(dsl)` for the case it
+//!   cannot serve yet. All nodes run in this process, on 127.0.0.1, and keep their
+//!   connections: a node ends up connected to most of the others.
+//!
+//! With 32 nodes and k = 8 a routing table knows about half the network, so most lookups take
+//! one round; more nodes (`--nodes 120`) take more. The check at the end: every key was stored
+//! on at least one node, and every lookup of a key that some remaining node still holds (all
+//! of them, unless all k replicas of a key left) found its value; and no node keeps two
+//! connections to one peer.
 //!
 //! Left out: republishing, expiry, caching values along the lookup path and bucket refresh; a
 //! node's table fills up from the lookups it makes and the requests it serves.
@@ -130,13 +139,14 @@ struct Stored(bool);
 #[derive(Message, Debug)]
 struct FindNode(Id);
 
-/// The listening addresses of the closest nodes the answering node knows.
+/// The listening addresses of the closest nodes the answering node knows (at most `MAX_K`).
 #[derive(Message, Debug)]
 struct Closest(#[message(max_len = 20)] Vec<SocketAddr>);
 
 #[derive(Message, Debug)]
 struct FindValue(Id);
 
+/// The answer to FIND_VALUE: the value, or the closest nodes (at most `MAX_K`).
 #[derive(Message, Debug)]
 enum ValueOrNodes {
     Value(#[message(max_len = 1024)] String),
@@ -544,7 +554,7 @@ fn value_of(i: usize) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger_at("error");
-    let usage = "usage: kademlia_dht [--nodes N] [--keys K] [--leave L] [--k K]";
+    let usage = "usage: kademlia_dht [--nodes N] [--keys K] [--leave L] [--k SIZE]";
     let args = match Args::parse(&["nodes", "keys", "leave", "k"]) {
         Ok(args) => args,
         Err(e) => {
