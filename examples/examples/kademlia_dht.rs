@@ -602,9 +602,7 @@ async fn bounded<T>(name: &str, phase: impl Future<Output = T>) -> io::Result<T>
 
 async fn run(n: usize, keys: usize, leave: usize, k: usize) -> io::Result<bool> {
     let started = Instant::now();
-    let nodes: Vec<Kademlia> = (0..n)
-        .map(|i| Kademlia::new(format!("n{i}"), k))
-        .collect();
+    let nodes: Vec<Kademlia> = (0..n).map(|i| Kademlia::new(format!("n{i}"), k)).collect();
     let result = phases(&nodes, keys, leave, k, started).await;
     for node in &nodes {
         node.node().shut_down().await; // again for those that left: it does nothing
