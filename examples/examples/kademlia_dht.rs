@@ -35,7 +35,9 @@
 //! one round; more nodes (`--nodes 120`) take more. The check at the end: every key was stored
 //! on at least one node, and every lookup of a key that some remaining node still holds (all
 //! of them, unless all k replicas of a key left) found its value; and no node keeps two
-//! connections to one peer.
+//! connections to one peer. A small k (`--k 3`) shows why k is 8 or more: an answer's k
+//! closest nodes may all have left, a lookup may then never hear of the replica that
+//! remains, and the check fails.
 //!
 //! Left out: republishing, expiry, caching values along the lookup path and bucket refresh; a
 //! node's table fills up from the lookups it makes and the requests it serves.
@@ -428,9 +430,10 @@ impl Kademlia {
     async fn lookup(&self, target: Id, want_value: bool) -> Lookup {
         let k = self.k();
         let me = self.me().map(|c| c.addr);
-        // by distance to the target: contacts not known to have failed
+        // by distance to the target: contacts not known to have failed; it starts with every
+        // contact in the table, so that the k closest include live ones when some have left
         let mut shortlist: BTreeMap<Id, Contact> = lock(&self.table)
-            .closest(&target, k)
+            .closest(&target, usize::MAX)
             .into_iter()
             .map(|c| (c.id.distance(&target), c))
             .collect();
