@@ -23,7 +23,9 @@
 //! * **Lookups** are iterative: ask the alpha = 3 closest contacts not yet asked, at the same
 //!   time, for the k closest they know (or for the value), and repeat until the k closest
 //!   answering contacts have all been asked. A hop is one such round. STORE goes to the k
-//!   closest the lookup found; a contact that cannot be reached is dropped from the table.
+//!   closest the lookup found (the publisher among them, if it is one); a contact that cannot
+//!   be reached is dropped from the table. A joining node looks up its own id, then an id in
+//!   each bucket farther away than its nearest neighbour, as the paper says.
 //! * **Connections**: a node reaches a contact with the generated `connect_if_needed`, which
 //!   reuses a connection in either direction and waits for one on its way, so two nodes that
 //!   look each other up at once end with one connection between them (the handshake drops the
@@ -39,8 +41,8 @@
 //! closest nodes may all have left, a lookup may then never hear of the replica that
 //! remains, and the check fails.
 //!
-//! Left out: republishing, expiry, caching values along the lookup path and bucket refresh; a
-//! node's table fills up from the lookups it makes and the requests it serves.
+//! Left out: republishing, expiry, caching values along the lookup path, and refreshing buckets
+//! after the join; a node's table fills up from the lookups it makes and the requests it serves.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -94,6 +96,23 @@ impl Id {
         Id(std::array::from_fn(|i| self.0[i] ^ other.0[i]))
     }
 
+    /// An id in bucket `i` of this one (whose distance to it has `i` leading zero bits): its
+    /// first `i` bits, bit `i` flipped, and the rest from a hash of the two.
+    fn in_bucket(&self, i: usize) -> Id {
+        let noise = Id::hash(format!("{:?} {i}", self.0).as_bytes());
+        let mut id = self.0;
+        for bit in i..160 {
+            let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+            let value = match bit == i {
+                true => !self.0[byte] & mask,
+                false => noise.0[byte] & mask,
+            };
+            id[byte] = (id[byte] & !mask) | value;
+        }
+        debug_assert_eq!(self.distance(&Id(id)).leading_zeros(), i);
+        Id(id)
+    }
+
     fn leading_zeros(&self) -> usize {
         let zero_bytes = self.0.iter().take_while(|b| **b == 0).count();
         match self.0.get(zero_bytes) {
@@ -121,13 +140,13 @@ impl Contact {
 
 // ---- the protocol ----
 
-#[derive(Message, Debug)]
+#[derive(Message, Debug, Clone)]
 struct Ping;
 
 #[derive(Message, Debug)]
 struct Pong;
 
-#[derive(Message, Debug)]
+#[derive(Message, Debug, Clone)]
 struct Store {
     key: Id,
     #[message(max_len = 1024)]
@@ -138,14 +157,14 @@ struct Store {
 #[derive(Message, Debug)]
 struct Stored(bool);
 
-#[derive(Message, Debug)]
+#[derive(Message, Debug, Clone)]
 struct FindNode(Id);
 
 /// The listening addresses of the closest nodes the answering node knows (at most `MAX_K`).
 #[derive(Message, Debug)]
 struct Closest(#[message(max_len = 20)] Vec<SocketAddr>);
 
-#[derive(Message, Debug)]
+#[derive(Message, Debug, Clone)]
 struct FindValue(Id);
 
 /// The answer to FIND_VALUE: the value, or the closest nodes (at most `MAX_K`).
@@ -370,7 +389,8 @@ impl Kademlia {
     // dials again until it times out, unless the peer dials back. (The DSL handshake takes
     // `Connection::side`, the peer's role, for this node's.) So a lower node dials a higher
     // one with `Node::connect`, after looking for a connection in either direction itself,
-    // and waits for a dial already on its way.
+    // and waits for a dial already on its way. Such a dial can race with one from the peer
+    // and both be dropped, one of them after a call went on it: `ask` calls again then.
     async fn reach_higher(&self, to: SocketAddr) -> io::Result<SocketAddr> {
         let deadline = Instant::now() + Duration::from_secs(4);
         loop {
@@ -407,18 +427,34 @@ impl Kademlia {
         conns.into_iter().find(|conn| listening(conn) == Some(to))
     }
 
-    async fn ping(&self, to: SocketAddr) -> io::Result<Pong> {
+    /// Calls the node listening at `to`. A call whose connection closes before the answer is
+    /// made once more: that connection may have lost a race with one the peer dialled at the
+    /// same time (see the `NOTE(dsl)` above), and the node be alive.
+    async fn ask<R: dsl::Rpc<Self> + Clone>(
+        &self,
+        to: SocketAddr,
+        request: R,
+    ) -> io::Result<R::Response> {
         let conn = self.reach(to).await?;
-        self.call(conn, Ping).await
+        match self.call(conn, request.clone()).await {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
+                let conn = self.reach(to).await?;
+                self.call(conn, request).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn ping(&self, to: SocketAddr) -> io::Result<Pong> {
+        self.ask(to, Ping).await
     }
 
     /// Asks `to` for the k closest nodes to `target`, or for the value of `target` if
     /// `want_value`.
     async fn query(&self, to: Contact, target: Id, want_value: bool) -> io::Result<ValueOrNodes> {
-        let conn = self.reach(to.addr).await?;
         let answer = match want_value {
-            true => self.call(conn, FindValue(target)).await?,
-            false => ValueOrNodes::Nodes(self.call(conn, FindNode(target)).await?.0),
+            true => self.ask(to.addr, FindValue(target)).await?,
+            false => ValueOrNodes::Nodes(self.ask(to.addr, FindNode(target)).await?.0),
         };
         self.observe(to).await;
         Ok(answer)
@@ -496,27 +532,44 @@ impl Kademlia {
         }
     }
 
-    /// Joins the network through `seed`: a lookup of this node's own id fills its table (and
-    /// puts it in the tables of the nodes it asks).
+    /// Joins the network through `seed`: a lookup of this node's own id finds its neighbours,
+    /// then a lookup of an id in each bucket farther away than the nearest of them fills those
+    /// buckets (without it, a node may know nobody in the other half of the id space, and a
+    /// lookup from it converge on its own neighbourhood). The nodes it asks add it to their
+    /// tables.
     async fn join(&self, seed: SocketAddr) {
         self.observe(Contact::new(seed)).await;
-        if let Some(me) = self.me() {
-            self.lookup(me.id, false).await;
+        let Some(me) = self.me() else {
+            return;
+        };
+        let neighbours = self.lookup(me.id, false).await.closest;
+        let nearest = neighbours.first();
+        let farther = nearest.map_or(0, |c| c.id.distance(&me.id).leading_zeros());
+        for bucket in 0..farther {
+            self.lookup(me.id.in_bucket(bucket), false).await;
         }
     }
 
     /// Stores `value` on the k nodes closest to `key`; returns how many kept it.
     async fn put(&self, key: Id, value: &str) -> usize {
-        let closest = self.lookup(key, false).await.closest;
+        let mut closest = self.lookup(key, false).await.closest;
+        // this node keeps it too if it is one of the k closest
+        let mut kept = 0;
+        if let Some(me) = self.me() {
+            closest.push(me);
+            closest.sort_by_key(|c| c.id.distance(&key));
+            closest.truncate(self.k());
+            if closest.contains(&me) {
+                closest.retain(|c| *c != me);
+                lock(&self.values).insert(key, value.to_owned());
+                kept += 1;
+            }
+        }
         let mut stores = JoinSet::new();
         for contact in closest {
             let (this, value) = (self.clone(), value.to_owned());
-            stores.spawn(async move {
-                let conn = this.reach(contact.addr).await?;
-                this.call(conn, Store { key, value }).await
-            });
+            stores.spawn(async move { this.ask(contact.addr, Store { key, value }).await });
         }
-        let mut kept = 0;
         while let Some(stored) = stores.join_next().await {
             kept += usize::from(matches!(stored, Ok(Ok(Stored(true)))));
         }
