@@ -37,9 +37,9 @@
 //! one round; more nodes (`--nodes 120`) take more. The check at the end: every key was stored
 //! on at least one node, and every lookup of a key that some remaining node still holds (all
 //! of them, unless all k replicas of a key left) found its value; and no node keeps two
-//! connections to one peer. A small k (`--k 3`) shows why k is 8 or more: an answer's k
-//! closest nodes may all have left, a lookup may then never hear of the replica that
-//! remains, and the check fails.
+//! connections to one peer. A small k with many leaving (`--nodes 20 --k 2 --leave 8`) shows
+//! why k is 8 or more: an answer's k closest nodes may all have left, a lookup may then never
+//! hear of the replica that remains, and the check fails.
 //!
 //! Left out: republishing, expiry, caching values along the lookup path, and refreshing buckets
 //! after the join; a node's table fills up from the lookups it makes and the requests it serves.
