@@ -13,10 +13,9 @@
 //!
 //! * **Ids** are 160 bits, as in the Kademlia paper (and BitTorrent's DHT): the first 160 bits
 //!   of the SHA-256 of a node's listening address (or of a key's name), compared by XOR
-//!   distance. A node learns its peer's listening address
-//!   from the DSL handshake (`dsl::peer_identity`), so a request carries no "reply to" field,
-//!   and contacts travel as addresses: the receiver derives their ids, and no node can pick
-//!   the id it answers to.
+//!   distance. A node learns its peer's listening address from the DSL handshake
+//!   (`dsl::peer_identity`), so a request carries no "reply to" field, and contacts travel as
+//!   addresses: the receiver derives their ids, and no node can pick the id it answers to.
 //! * **k-buckets**: bucket i holds up to k contacts whose distance has i leading zero bits,
 //!   least recently seen first. A contact for a full bucket is kept only if the bucket's least
 //!   recently seen one fails to answer a PING.
@@ -33,7 +32,7 @@
 //!   cannot serve yet. All nodes run in this process, on 127.0.0.1, and keep their
 //!   connections: a node ends up connected to most of the others.
 //!
-//! With 32 nodes and k = 8 a routing table knows about half the network, so most lookups take
+//! With 32 nodes and k = 8 a routing table knows most of the network, so most lookups take
 //! one round; more nodes (`--nodes 120`) take more. The check at the end: every key was stored
 //! on at least one node, and every lookup of a key that some remaining node still holds (all
 //! of them, unless all k replicas of a key left) found its value; and no node keeps two
