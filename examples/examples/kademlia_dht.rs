@@ -28,8 +28,8 @@
 //! * **Connections**: a node reaches a contact with the generated `connect_if_needed`, which
 //!   reuses a connection in either direction and waits for one on its way, so two nodes that
 //!   look each other up at once end with one connection between them (the handshake drops the
-//!   other, counted in `dsl::duplicate_connections`); see the `NOTE(dsl)` for the case it
-//!   cannot serve yet. All nodes run in this process, on 127.0.0.1, and keep their
+//!   other, counted in `dsl::duplicate_connections`). All nodes run in this process, on
+//!   127.0.0.1, and keep their
 //!   connections: a node ends up connected to most of the others.
 //!
 //! With 32 nodes and k = 8 a routing table knows most of the network, so most lookups take
@@ -375,69 +375,19 @@ impl Kademlia {
         }
     }
 
-    /// The address of a connection to the node listening at `to`, dialling it if needed.
-    async fn reach(&self, to: SocketAddr) -> io::Result<SocketAddr> {
-        match self.me() {
-            Some(me) if me.addr < to => self.reach_higher(to).await,
-            _ => self.connect_if_needed(to).await,
-        }
-    }
-
-    // NOTE(dsl): `connect_if_needed` drops its own dial when this node's listening address
-    // is lower than the peer's ("this node is dialling it too, and its dial is kept"), and
-    // dials again until it times out, unless the peer dials back. (The DSL handshake takes
-    // `Connection::side`, the peer's role, for this node's.) So a lower node dials a higher
-    // one with `Node::connect`, after looking for a connection in either direction itself,
-    // and waits for a dial already on its way. Such a dial can race with one from the peer
-    // and both be dropped, one of them after a call went on it: `ask` calls again then.
-    async fn reach_higher(&self, to: SocketAddr) -> io::Result<SocketAddr> {
-        let deadline = Instant::now() + Duration::from_secs(4);
-        loop {
-            if let Some(conn) = self.connection_to(to) {
-                return Ok(conn);
-            }
-            if !self.node().is_connecting(to) {
-                match self.node().connect(to).await {
-                    Ok(()) => return Ok(to),
-                    // another task's dial, or the peer's: look again
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection to {to}"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// A connection to the node listening at `to`: dialled by this node, or by it.
-    fn connection_to(&self, to: SocketAddr) -> Option<SocketAddr> {
-        if self.node().is_connected(to) {
-            return Some(to);
-        }
-        let listening = |conn: &SocketAddr| {
-            dsl::peer_identity(self.node(), *conn).and_then(|id| id.listening_addr())
-        };
-        let conns = self.node().connected_addrs();
-        conns.into_iter().find(|conn| listening(conn) == Some(to))
-    }
-
-    /// Calls the node listening at `to`. A call whose connection closes before the answer is
-    /// made once more: that connection may have lost a race with one the peer dialled at the
-    /// same time (see the `NOTE(dsl)` above), and the node be alive.
+    /// Calls the node listening at `to`, through a connection in either direction (dialled if
+    /// there is none). A call whose connection closes before the answer is made once more: while
+    /// two dials between the same nodes race, the one to be dropped may briefly be registered
+    /// on one side, and a call that went on it ends, though the node is alive.
     async fn ask<R: dsl::Rpc<Self> + Clone>(
         &self,
         to: SocketAddr,
         request: R,
     ) -> io::Result<R::Response> {
-        let conn = self.reach(to).await?;
+        let conn = self.connect_if_needed(to).await?;
         match self.call(conn, request.clone()).await {
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
-                let conn = self.reach(to).await?;
+                let conn = self.connect_if_needed(to).await?;
                 self.call(conn, request).await
             }
             answer => answer,
@@ -609,14 +559,10 @@ fn value_of(i: usize) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     pea2pea_examples::start_logger_at("error");
-    let usage = "usage: kademlia_dht [--nodes N] [--keys K] [--leave L] [--k SIZE]";
-    let args = match Args::parse(&["nodes", "keys", "leave", "k"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}\n{usage}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse_or_exit(
+        &["nodes", "keys", "leave", "k"],
+        "kademlia_dht [--nodes N] [--keys K] [--leave L] [--k SIZE]",
+    );
     let n: usize = args.get("nodes", 32);
     let keys: usize = args.get("keys", 200);
     let leave: usize = args.get("leave", n / 4);
