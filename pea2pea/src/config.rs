@@ -61,12 +61,19 @@ impl Config {
     /// one of them. Keep the default for nodes that face the internet. (The `test` feature of
     /// this crate makes `Default` return this preset.)
     ///
+    /// The per-IP limit is a value, not a link: raising `max_connections` with struct update
+    /// syntax leaves it at the preset's (100); raise both, as the second example does.
+    ///
     /// ```
     /// use pea2pea::Config;
     ///
     /// let config = Config { name: Some("alice".into()), ..Config::loopback() };
     /// assert_eq!(config.listener_addr, Some("127.0.0.1:0".parse().unwrap()));
     /// assert_eq!(config.max_connections_per_ip, config.max_connections);
+    ///
+    /// // 500 peers, all on this host
+    /// let many = Config { max_connections: 500, max_connections_per_ip: 500, ..Config::loopback() };
+    /// assert_eq!(many.max_connections_per_ip, 500);
     /// ```
     pub fn loopback() -> Self {
         let public = Self::public();
