@@ -1,0 +1,120 @@
+//! Writes the engine's trait impls for a checked declaration, and the node's typed API: one
+//! module per part (`impls`: Protocol, handshake, hooks, Rpc; `reading`; `writing`; `api`: the
+//! inherent methods), and here the helpers they share.
+//!
+//! Everything is named through `#krate::__private_0_1::rt`, fully qualified, so the expansion
+//! works in a `#![no_implicit_prelude]` module and beside any user names; locals carry a
+//! `__pea2pea_` prefix.
+
+mod api;
+mod impls;
+mod reading;
+mod writing;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::{Expr, Pat};
+
+use super::{
+    check::{CheckedFraming, Model},
+    parse::Hook,
+};
+
+pub fn expand(model: &Model) -> TokenStream {
+    let rt = {
+        let krate = &model.krate;
+        quote!(#krate::__private_0_1::rt)
+    };
+    let protocol = impls::expand_protocol(model, &rt);
+    let handshake = impls::handshake(model, &rt);
+    let reading = model
+        .inbound
+        .as_ref()
+        .map(|_| reading::expand_reading(model, &rt));
+    let writing = model
+        .outbound
+        .as_ref()
+        .map(|_| writing::expand_writing(model, &rt));
+    let on_connect = impls::on_connect(model, &rt);
+    let on_disconnect = impls::on_disconnect(model, &rt);
+    let rpc_impls = impls::rpc_impls(model, &rt);
+    let api = api::expand_api(model, &rt);
+    quote! {
+        #protocol
+        #handshake
+        #reading
+        #writing
+        #on_connect
+        #on_disconnect
+        #rpc_impls
+        #api
+    }
+}
+
+/// The codec type and the expression that builds it, for the given direction's types.
+fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
+    let inbound = model.inbound.as_ref().or(model.outbound.as_ref());
+    let outbound = model.outbound.as_ref().or(model.inbound.as_ref());
+    match &model.framing {
+        CheckedFraming::Custom(codec) => {
+            (quote!(#codec), quote!(<#codec as #rt::Default>::default()))
+        }
+        CheckedFraming::LengthDelimited {
+            max_frame,
+            width,
+            little_endian,
+        } => {
+            let (i, o) = if model.rpcs.is_empty() {
+                (quote!(#inbound), quote!(#outbound))
+            } else {
+                (
+                    quote!(#rt::Inbound<#inbound>),
+                    quote!(#rt::Frame<#outbound>),
+                )
+            };
+            let max = usize_lit(*max_frame);
+            let width = usize_lit(*width);
+            // the declared bound is the user's: the rpc envelope gets room on top
+            let max = match model.rpcs.is_empty() {
+                true => max,
+                false => quote!(#rt::frame_bound(#max, #width)),
+            };
+            (
+                quote!(#rt::MessageCodec<#i, #o>),
+                quote!(#rt::length_delimited::<#i, #o>(#max, #width, #little_endian)),
+            )
+        }
+    }
+}
+
+/// A `usize` literal; a value past the target's `usize` is reported by rustc at the literal.
+fn usize_lit(n: u64) -> TokenStream {
+    let lit = syn::LitInt::new(&format!("{n}usize"), Span::call_site());
+    quote!(#lit)
+}
+
+fn bind_from(from: &Option<Pat>) -> TokenStream {
+    match from {
+        Some(Pat::Wild(_)) | None => TokenStream::new(),
+        Some(pat) => quote!(let #pat = __pea2pea_source;),
+    }
+}
+
+/// The body, checked to be `()` where the user wrote it.
+fn unit_body(body: &Expr, at: Span) -> TokenStream {
+    let unit = quote_spanned!(at=> ());
+    quote! {
+        let _: #unit = #body;
+    }
+}
+
+fn bind_args(hook: &Hook, sources: &[TokenStream]) -> TokenStream {
+    hook.args
+        .iter()
+        .zip(sources)
+        .map(|(pat, source)| match pat {
+            Pat::Wild(_) => TokenStream::new(),
+            pat => quote!(let #pat = #source;),
+        })
+        .collect()
+}

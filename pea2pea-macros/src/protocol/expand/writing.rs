@@ -1,0 +1,47 @@
+//! `impl Writing`: the codec and the outbound message type.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{codec, usize_lit};
+use crate::protocol::check::{CheckedFraming, Model};
+
+pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let outbound = model.outbound.as_ref().expect("checked by the caller");
+    let (codec_ty, codec_expr) = codec(model, rt);
+    let write = &model.write;
+    let queue = write.queue.map(|n| {
+        let n = usize_lit(n);
+        quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
+    });
+    let timeout = write
+        .timeout_ms
+        .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+    let buffer = write.buffer.map(|n| {
+        let n = usize_lit(n);
+        quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
+    });
+    let message_ty = match (&model.framing, model.rpcs.is_empty()) {
+        (CheckedFraming::Custom(_), _) => quote!(#outbound),
+        (_, true) => quote!(#rt::Outgoing<#outbound>),
+        (_, false) => quote!(#rt::Frame<#outbound>),
+    };
+    quote! {
+        impl #rt::Writing for #node {
+            #queue
+            #timeout
+            #buffer
+            type Message = #message_ty;
+            type Codec = #codec_ty;
+
+            fn codec(
+                &self,
+                _: #rt::SocketAddr,
+                _: #rt::ConnectionSide,
+            ) -> Self::Codec {
+                #codec_expr
+            }
+        }
+    }
+}
