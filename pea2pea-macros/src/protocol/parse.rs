@@ -11,6 +11,21 @@ use syn::{
 
 use crate::errors::Errors;
 
+/// The words of `protocol!` that are not Rust keywords.
+mod kw {
+    syn::custom_keyword!(speaks);
+    syn::custom_keyword!(reads);
+    syn::custom_keyword!(writes);
+    syn::custom_keyword!(over);
+    syn::custom_keyword!(length_delimited);
+    syn::custom_keyword!(custom);
+    syn::custom_keyword!(on);
+    syn::custom_keyword!(rpc);
+    syn::custom_keyword!(from);
+    syn::custom_keyword!(on_connect);
+    syn::custom_keyword!(on_disconnect);
+}
+
 /// `Node speaks Msg over framing { items }`.
 pub struct Declaration {
     pub node: Path,
@@ -194,54 +209,27 @@ fn header(input: ParseStream) -> syn::Result<(Path, Messages, Option<Framing>)> 
             "generic node types are not supported by protocol!; declare the protocol for a concrete type",
         ));
     }
-    let verb = input.call(Ident::parse_any).map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "expected `speaks`, `reads` or `writes` after the node type, as in `Peer speaks Chat`",
-        )
-    })?;
-    let messages = match verb.to_string().as_str() {
-        "speaks" => Messages::Speaks(input.parse()?),
-        "reads" | "writes" => {
-            let (mut reads, mut writes) = (None, None);
-            let first: Type = input.parse()?;
-            if verb == "reads" {
-                reads = Some(first);
-            } else {
-                writes = Some(first);
-            }
-            if input.peek(Token![,]) {
-                input.parse::<Token![,]>()?;
-                let other = input.call(Ident::parse_any)?;
-                let expected = if verb == "reads" { "writes" } else { "reads" };
-                if other != expected {
-                    return Err(syn::Error::new(
-                        other.span(),
-                        format!(
-                            "expected `{expected}` here, as in `Peer reads Request, writes Response`"
-                        ),
-                    ));
-                }
-                let second: Type = input.parse()?;
-                if verb == "reads" {
-                    writes = Some(second);
-                } else {
-                    reads = Some(second);
-                }
-            }
-            Messages::Split { reads, writes }
-        }
-        _ => {
-            return Err(syn::Error::new(
-                verb.span(),
-                format!(
-                    "unknown verb `{verb}`: expected `speaks` (one message type both ways), `reads` or `writes`, as in `Peer speaks Chat` or `Peer reads Request, writes Response`"
-                ),
-            ));
-        }
+    let messages = if input.peek(kw::speaks) {
+        input.parse::<kw::speaks>()?;
+        Messages::Speaks(input.parse()?)
+    } else if input.peek(kw::reads) || input.peek(kw::writes) {
+        split_messages(input)?
+    } else {
+        let verb = input.call(Ident::parse_any).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected `speaks`, `reads` or `writes` after the node type, as in `Peer speaks Chat`",
+            )
+        })?;
+        return Err(syn::Error::new(
+            verb.span(),
+            format!(
+                "unknown verb `{verb}`: expected `speaks` (one message type both ways), `reads` or `writes`, as in `Peer speaks Chat` or `Peer reads Request, writes Response`"
+            ),
+        ));
     };
-    let framing = if input.peek(Ident) && input.fork().call(Ident::parse_any)? == "over" {
-        input.call(Ident::parse_any)?;
+    let framing = if input.peek(kw::over) {
+        input.parse::<kw::over>()?;
         Some(framing(input)?)
     } else {
         None
@@ -249,41 +237,69 @@ fn header(input: ParseStream) -> syn::Result<(Path, Messages, Option<Framing>)> 
     Ok((node, messages, framing))
 }
 
-fn framing(input: ParseStream) -> syn::Result<Framing> {
-    let name: Ident = input.call(Ident::parse_any)?;
-    match name.to_string().as_str() {
-        "length_delimited" => {
-            let mut options = Vec::new();
-            if input.peek(token::Paren) {
-                let content;
-                syn::parenthesized!(content in input);
-                while !content.is_empty() {
-                    options.push(setting(&content)?);
-                    if content.is_empty() {
-                        break;
-                    }
-                    content.parse::<Token![,]>()?;
-                }
-            }
-            Ok(Framing::LengthDelimited { options })
+/// `reads In[, writes Out]` or `writes Out[, reads In]`.
+fn split_messages(input: ParseStream) -> syn::Result<Messages> {
+    let reads_first = input.peek(kw::reads);
+    input.call(Ident::parse_any)?;
+    let first: Type = input.parse()?;
+    let mut second = None;
+    if input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        let (expected, found) = match reads_first {
+            true => ("writes", input.peek(kw::writes)),
+            false => ("reads", input.peek(kw::reads)),
+        };
+        let other = input.call(Ident::parse_any)?;
+        if !found {
+            return Err(syn::Error::new(
+                other.span(),
+                format!("expected `{expected}` here, as in `Peer reads Request, writes Response`"),
+            ));
         }
-        "custom" => {
+        second = Some(input.parse::<Type>()?);
+    }
+    let (reads, writes) = match reads_first {
+        true => (Some(first), second),
+        false => (second, Some(first)),
+    };
+    Ok(Messages::Split { reads, writes })
+}
+
+fn framing(input: ParseStream) -> syn::Result<Framing> {
+    if input.peek(kw::length_delimited) {
+        input.parse::<kw::length_delimited>()?;
+        let mut options = Vec::new();
+        if input.peek(token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            let codec = content.parse()?;
-            if !content.is_empty() {
-                return Err(content.error(
-                    "expected only the codec type, as in `over custom(MyCodec)`; it is built with `Default::default()`",
-                ));
+            while !content.is_empty() {
+                options.push(setting(&content)?);
+                if content.is_empty() {
+                    break;
+                }
+                content.parse::<Token![,]>()?;
             }
-            Ok(Framing::Custom { codec })
         }
-        _ => Err(syn::Error::new(
+        Ok(Framing::LengthDelimited { options })
+    } else if input.peek(kw::custom) {
+        input.parse::<kw::custom>()?;
+        let content;
+        syn::parenthesized!(content in input);
+        let codec = content.parse()?;
+        if !content.is_empty() {
+            return Err(content.error(
+                "expected only the codec type, as in `over custom(MyCodec)`; it is built with `Default::default()`",
+            ));
+        }
+        Ok(Framing::Custom { codec })
+    } else {
+        let name: Ident = input.call(Ident::parse_any)?;
+        Err(syn::Error::new(
             name.span(),
             format!(
                 "unknown framing `{name}`: expected `length_delimited(max_frame = 64 KiB)` or `custom(CodecType)`"
             ),
-        )),
+        ))
     }
 }
 
@@ -311,11 +327,8 @@ fn value(input: ParseStream) -> syn::Result<Value> {
         if unit.is_none() && input.peek(Ident) && !input.peek2(Token![=]) {
             // a word right after a number is its unit (a wrong one is reported by check.rs),
             // unless it starts the next item after a forgotten comma
-            let next = input.fork().call(Ident::parse_any)?;
-            let starts_item =
-                ["on", "rpc", "on_connect", "on_disconnect"].contains(&next.to_string().as_str());
-            if !starts_item {
-                input.call(Ident::parse_any)?;
+            if !starts_item(input) {
+                let next = input.call(Ident::parse_any)?;
                 unit = Some((next.to_string(), next.span()));
             }
         }
@@ -377,6 +390,14 @@ fn skip_to_comma(input: ParseStream) {
     });
 }
 
+/// Whether the next word starts an item (`on`, `rpc`, `on_connect`, `on_disconnect`).
+fn starts_item(input: ParseStream) -> bool {
+    input.peek(kw::on)
+        || input.peek(kw::rpc)
+        || input.peek(kw::on_connect)
+        || input.peek(kw::on_disconnect)
+}
+
 /// One item, and whether a comma must follow it.
 fn item(input: ParseStream) -> syn::Result<(Item, bool)> {
     let is_setting =
@@ -388,68 +409,71 @@ fn item(input: ParseStream) -> syn::Result<(Item, bool)> {
     if !input.peek(Ident::peek_any) {
         return Err(input.error(EXPECTED_ITEM));
     }
-    let head = input.fork().call(Ident::parse_any)?;
-    match head.to_string().as_str() {
-        "on" => {
-            input.call(Ident::parse_any)?;
-            let pat = Pat::parse_multi_with_leading_vert(input)?;
-            let from = from_clause(input)?;
-            let result = if input.peek(Token![->]) {
-                input.parse::<Token![->]>()?;
-                Some(input.parse()?)
-            } else {
-                None
-            };
-            arrow(input, "the handler")?;
-            let body: Expr = input.parse()?;
-            let needs_comma = !is_block_like(&body);
-            Ok((
-                Item::On(OnArm {
-                    pat,
-                    from,
-                    result,
-                    body,
-                }),
-                needs_comma,
-            ))
-        }
-        "rpc" => {
-            let keyword = input.call(Ident::parse_any)?;
-            rpc(input, keyword)
-        }
-        "on_connect" | "on_disconnect" => {
-            let name = input.call(Ident::parse_any)?;
-            let content;
-            if !input.peek(token::Paren) {
-                return Err(input.error(format!(
-                    "expected `(addr)` after `{name}`, as in `{name}(addr) => ...`"
-                )));
-            }
-            syn::parenthesized!(content in input);
-            let args = content.parse_terminated(Pat::parse_single, Token![,])?;
-            let arrow = arrow(input, "the hook")?;
-            let body: Expr = input.parse()?;
-            let needs_comma = !is_block_like(&body);
-            Ok((
-                Item::Hook(Hook {
-                    name,
-                    args: args.into_iter().collect(),
-                    arrow,
-                    body,
-                }),
-                needs_comma,
-            ))
-        }
-        _ => Err(syn::Error::new(
+    if input.peek(kw::on) {
+        input.parse::<kw::on>()?;
+        on_item(input)
+    } else if input.peek(kw::rpc) {
+        let keyword: kw::rpc = input.parse()?;
+        rpc(input, Ident::new("rpc", keyword.span))
+    } else if input.peek(kw::on_connect) || input.peek(kw::on_disconnect) {
+        hook_item(input)
+    } else {
+        let head = input.call(Ident::parse_any)?;
+        Err(syn::Error::new(
             head.span(),
             format!("unexpected `{head}`: {EXPECTED_ITEM}"),
-        )),
+        ))
     }
 }
 
+/// `on Pattern [from Pattern] [-> Type] => body`, after `on`.
+fn on_item(input: ParseStream) -> syn::Result<(Item, bool)> {
+    let pat = Pat::parse_multi_with_leading_vert(input)?;
+    let from = from_clause(input)?;
+    let result = if input.peek(Token![->]) {
+        input.parse::<Token![->]>()?;
+        Some(input.parse()?)
+    } else {
+        None
+    };
+    arrow(input, "the handler")?;
+    let body: Expr = input.parse()?;
+    let needs_comma = !is_block_like(&body);
+    let arm = OnArm {
+        pat,
+        from,
+        result,
+        body,
+    };
+    Ok((Item::On(arm), needs_comma))
+}
+
+/// `on_connect(addr) => body` or `on_disconnect(addr[, origin]) => body`.
+fn hook_item(input: ParseStream) -> syn::Result<(Item, bool)> {
+    let name = input.call(Ident::parse_any)?;
+    let content;
+    if !input.peek(token::Paren) {
+        return Err(input.error(format!(
+            "expected `(addr)` after `{name}`, as in `{name}(addr) => ...`"
+        )));
+    }
+    syn::parenthesized!(content in input);
+    let args = content.parse_terminated(Pat::parse_single, Token![,])?;
+    let arrow = arrow(input, "the hook")?;
+    let body: Expr = input.parse()?;
+    let needs_comma = !is_block_like(&body);
+    let hook = Hook {
+        name,
+        args: args.into_iter().collect(),
+        arrow,
+        body,
+    };
+    Ok((Item::Hook(hook), needs_comma))
+}
+
 fn from_clause(input: ParseStream) -> syn::Result<Option<Pat>> {
-    if input.peek(Ident) && input.fork().call(Ident::parse_any)? == "from" {
-        input.call(Ident::parse_any)?;
+    if input.peek(kw::from) {
+        input.parse::<kw::from>()?;
         Ok(Some(Pat::parse_single(input)?))
     } else {
         Ok(None)
