@@ -25,7 +25,8 @@ type Answer<'a> = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send + 'a>>;
 
 /// A call in progress: what the generated `call` of a node with `rpc` lines returns. Await it
 /// for the response (or the error that ended the call); dropping it abandons the call. It is a
-/// `Future` when `R` is one of the node's rpc requests.
+/// `Future` when `R` is one of the node's rpc requests. The [module's example](crate::dsl)
+/// awaits one.
 #[must_use = "the request is not sent unless this future is awaited"]
 pub struct Call<'a, N, R> {
     node: &'a N,

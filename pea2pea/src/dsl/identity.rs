@@ -21,7 +21,9 @@ use tokio::{sync::Notify, time::Instant};
 use super::ext::{self, lock};
 use crate::{ConnectionId, ConnectionSide, Node};
 
-/// Who is at the other end of a connection, as its DSL handshake said.
+/// Who is at the other end of a connection, as its DSL handshake said: what
+/// [`peer_identity`](crate::dsl::peer_identity) returns (the [module's example](crate::dsl)
+/// reads it in an rpc handler).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
     listening: Option<SocketAddr>,

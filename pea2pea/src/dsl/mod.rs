@@ -4,6 +4,69 @@
 //!
 //! The DSL's per-node state (calls in flight, counters) lives in the node's extension slot
 //! ([`Node::extension_or_default`]), so that `#[node]` adds no field to your struct.
+//!
+//! The pieces at work together: a handler learns who called it ([`peer_identity`]), a node
+//! reaches a peer through one connection whoever dialled (the generated `connect_if_needed`),
+//! calls it (a [`Call`]), fans out with a [`SendReport`], and reads its counters.
+//!
+//! ```
+//! use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+//!
+//! #[derive(Message, Debug)]
+//! enum Chat {
+//!     Say(String),
+//! }
+//!
+//! #[derive(Message, Debug)]
+//! struct WhoAmI;
+//!
+//! #[derive(Message, Debug)]
+//! struct YouAre(String);
+//!
+//! #[pea2pea::node]
+//! #[derive(Clone)]
+//! struct Peer {
+//!     node: Node,
+//! }
+//!
+//! protocol! {
+//!     Peer speaks Chat {
+//!         handshake = fingerprint,
+//!         on Chat::Say(text) from addr => println!("{addr}: {text}"),
+//!         // the handshake told this node the caller's name and listening address
+//!         rpc WhoAmI from addr -> YouAre => {
+//!             let caller = dsl::peer_identity(self.node(), addr);
+//!             YouAre(caller.map(|id| id.name().to_owned()).unwrap_or_default())
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let peer = |name: &str| Peer {
+//!     node: Node::new(Config { name: Some(name.into()), ..Config::loopback() }),
+//! };
+//! let (alice, bob) = (peer("alice"), peer("bob"));
+//! alice.start().await?;
+//! let bob_addr = bob.start().await?;
+//!
+//! // dials only if neither side has dialled the other yet
+//! let bob_conn = alice.connect_if_needed(bob_addr).await?;
+//! assert_eq!(alice.connect_if_needed(bob_addr).await?, bob_conn);
+//!
+//! let YouAre(me) = alice.call(bob_conn, WhoAmI).await?;
+//! assert_eq!(me, "alice");
+//!
+//! let report = alice.send_to_many([bob_conn], &Chat::Say("hi".into())).await;
+//! assert!(report.all_queued());
+//! assert_eq!(dsl::handler_errors(bob.node()), 0);
+//! assert_eq!(dsl::calls_in_flight(alice.node()), 0);
+//!
+//! alice.node().shut_down().await;
+//! bob.node().shut_down().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub(crate) mod call;
 pub(crate) mod ext;
