@@ -177,3 +177,49 @@ async fn start_and_enable_protocols_can_be_called_again() {
     a.node().shut_down().await;
     b.node().shut_down().await;
 }
+
+#[derive(Message, Debug)]
+struct Ask;
+
+#[derive(Message, Debug)]
+struct Answer;
+
+/// A node with every setting that becomes an engine constant set to an unusual value.
+#[pea2pea::node]
+#[derive(Clone)]
+struct Tuned {
+    node: Node,
+}
+
+protocol! {
+    Tuned speaks Chat {
+        handshake = fingerprint,
+        handshake_timeout = 3 s,
+        read_queue = 17,
+        backpressure = false,
+        idle_timeout = 2 min,
+        read_buffer = 4 KiB,
+        write_queue = 33,
+        write_timeout = 250 ms,
+        write_buffer = 8 KiB,
+        disconnect_timeout = 7 s,
+        on _ => {},
+        rpc Ask -> Answer => Answer,
+        on_disconnect(_addr) => {},
+    }
+}
+
+/// Each setting of DSL.md's table that names an engine constant becomes that constant.
+#[test]
+fn every_setting_becomes_its_engine_constant() {
+    use pea2pea::protocols::{Handshake, OnDisconnect, Reading, Writing};
+    assert_eq!(<Tuned as Handshake>::TIMEOUT_MS, 3_000);
+    assert_eq!(<Tuned as Reading>::MESSAGE_QUEUE_DEPTH, 17);
+    assert!(!<Tuned as Reading>::BACKPRESSURE);
+    assert_eq!(<Tuned as Reading>::IDLE_TIMEOUT_MS, 120_000);
+    assert_eq!(<Tuned as Reading>::INITIAL_BUFFER_SIZE, 4 * 1024);
+    assert_eq!(<Tuned as Writing>::MESSAGE_QUEUE_DEPTH, 33);
+    assert_eq!(<Tuned as Writing>::TIMEOUT_MS, 250);
+    assert_eq!(<Tuned as Writing>::INITIAL_BUFFER_SIZE, 8 * 1024);
+    assert_eq!(<Tuned as OnDisconnect>::TIMEOUT_MS, 7_000);
+}

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Type, spanned::Spanned};
 
-use super::{bind_args, unit_body};
+use super::{bind_args, millis, setting_const, unit_body};
 use crate::protocol::check::{CheckedFraming, HandshakeKind, Model};
 
 pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
@@ -71,9 +71,11 @@ pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
 pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
     (model.handshake == HandshakeKind::Fingerprint).then(|| {
-        let timeout = model
-            .handshake_timeout_ms
-            .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+        let timeout = setting_const(
+            "TIMEOUT_MS",
+            quote!(#rt::u64),
+            millis(model.handshake_timeout_ms),
+        );
         quote! {
             impl #rt::Handshake for #node {
                 #timeout
@@ -115,9 +117,11 @@ pub(super) fn on_connect(model: &Model, rt: &TokenStream) -> Option<TokenStream>
 pub(super) fn on_disconnect(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
     model.on_disconnect.as_ref().map(|hook| {
-        let timeout = model
-            .disconnect_timeout_ms
-            .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
+        let timeout = setting_const(
+            "TIMEOUT_MS",
+            quote!(#rt::u64),
+            millis(model.disconnect_timeout_ms),
+        );
         let bind = bind_args(hook, &[quote!(__pea2pea_addr), quote!(__pea2pea_origin)]);
         let body = unit_body(&hook.body, hook.arrow.span());
         quote! {

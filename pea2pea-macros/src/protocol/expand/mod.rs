@@ -87,6 +87,17 @@ fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
     }
 }
 
+/// `const NAME: TYPE = value;` in a trait impl, for a setting that was given.
+fn setting_const(name: &str, ty: TokenStream, value: Option<TokenStream>) -> Option<TokenStream> {
+    let name = syn::Ident::new(name, Span::call_site());
+    value.map(|value| quote!(const #name: #ty = #value;))
+}
+
+/// A setting in milliseconds, as a `u64` literal.
+fn millis(ms: Option<u64>) -> Option<TokenStream> {
+    ms.map(|ms| quote!(#ms))
+}
+
 /// A `usize` literal; a value past the target's `usize` is reported by rustc at the literal.
 fn usize_lit(n: u64) -> TokenStream {
     let lit = syn::LitInt::new(&format!("{n}usize"), Span::call_site());

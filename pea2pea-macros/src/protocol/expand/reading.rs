@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::{Expr, Ident, Type, spanned::Spanned};
 
-use super::{bind_from, codec, usize_lit};
+use super::{bind_from, codec, millis, setting_const, usize_lit};
 use crate::protocol::{
     check::Model,
     parse::{OnArm, RpcItem},
@@ -16,20 +16,15 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     let inbound = model.inbound.as_ref().expect("checked by the caller");
     let (codec_ty, codec_expr) = codec(model, rt);
     let read = &model.read;
-    let queue = read.queue.map(|n| {
-        let n = usize_lit(n);
-        quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
-    });
-    let backpressure = read
-        .backpressure
-        .map(|b| quote!(const BACKPRESSURE: #rt::bool = #b;));
-    let idle = read
-        .idle_timeout_ms
-        .map(|ms| quote!(const IDLE_TIMEOUT_MS: #rt::u64 = #ms;));
-    let buffer = read.buffer.map(|n| {
-        let n = usize_lit(n);
-        quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
-    });
+    let (count, millis_ty, flag) = (quote!(#rt::usize), quote!(#rt::u64), quote!(#rt::bool));
+    let queue = setting_const(
+        "MESSAGE_QUEUE_DEPTH",
+        count.clone(),
+        read.queue.map(usize_lit),
+    );
+    let backpressure = setting_const("BACKPRESSURE", flag, read.backpressure.map(|b| quote!(#b)));
+    let idle = setting_const("IDLE_TIMEOUT_MS", millis_ty, millis(read.idle_timeout_ms));
+    let buffer = setting_const("INITIAL_BUFFER_SIZE", count, read.buffer.map(usize_lit));
     let message_ty = if model.rpcs.is_empty() {
         quote!(#inbound)
     } else {

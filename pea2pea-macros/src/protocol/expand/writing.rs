@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{codec, usize_lit};
+use super::{codec, millis, setting_const, usize_lit};
 use crate::protocol::check::{CheckedFraming, Model};
 
 pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
@@ -11,17 +11,14 @@ pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
     let outbound = model.outbound.as_ref().expect("checked by the caller");
     let (codec_ty, codec_expr) = codec(model, rt);
     let write = &model.write;
-    let queue = write.queue.map(|n| {
-        let n = usize_lit(n);
-        quote!(const MESSAGE_QUEUE_DEPTH: #rt::usize = #n;)
-    });
-    let timeout = write
-        .timeout_ms
-        .map(|ms| quote!(const TIMEOUT_MS: #rt::u64 = #ms;));
-    let buffer = write.buffer.map(|n| {
-        let n = usize_lit(n);
-        quote!(const INITIAL_BUFFER_SIZE: #rt::usize = #n;)
-    });
+    let count = quote!(#rt::usize);
+    let queue = setting_const(
+        "MESSAGE_QUEUE_DEPTH",
+        count.clone(),
+        write.queue.map(usize_lit),
+    );
+    let timeout = setting_const("TIMEOUT_MS", quote!(#rt::u64), millis(write.timeout_ms));
+    let buffer = setting_const("INITIAL_BUFFER_SIZE", count, write.buffer.map(usize_lit));
     let message_ty = match (&model.framing, model.rpcs.is_empty()) {
         (CheckedFraming::Custom(_), _) => quote!(#outbound),
         (_, true) => quote!(#rt::Outgoing<#outbound>),
