@@ -215,7 +215,7 @@ fn every_setting_becomes_its_engine_constant() {
     use pea2pea::protocols::{Handshake, OnDisconnect, Reading, Writing};
     assert_eq!(<Tuned as Handshake>::TIMEOUT_MS, 3_000);
     assert_eq!(<Tuned as Reading>::MESSAGE_QUEUE_DEPTH, 17);
-    assert!(!<Tuned as Reading>::BACKPRESSURE);
+    const { assert!(!<Tuned as Reading>::BACKPRESSURE) };
     assert_eq!(<Tuned as Reading>::IDLE_TIMEOUT_MS, 120_000);
     assert_eq!(<Tuned as Reading>::INITIAL_BUFFER_SIZE, 4 * 1024);
     assert_eq!(<Tuned as Writing>::MESSAGE_QUEUE_DEPTH, 33);
