@@ -1,4 +1,5 @@
-//! Writing: WR-01 .. WR-13 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room).
+//! Writing: WR-01 .. WR-14 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room; WR-14:
+//! answers written by the reader task).
 
 use std::{
     io::{self, ErrorKind},
@@ -908,4 +909,113 @@ async fn wr_02_sends_follow_a_reconnection_to_the_same_address() {
         [&b"1"[..], b"2", b"3"].map(Bytes::from_static)
     );
     shut_down_all([&sender.node, &receiver.node]).await;
+}
+
+/// Answers every message: `count` copies of it back to its sender, then waits at `gate` (for
+/// ever, unless the test opens it), or panics if `panic_after` is set.
+#[derive(Clone)]
+struct Answerer {
+    node: Node,
+    count: usize,
+    gate: Arc<tokio::sync::Semaphore>,
+    panic_after: bool,
+}
+
+impl Answerer {
+    fn new(count: usize, panic_after: bool) -> Self {
+        Self {
+            node: Node::new(test_config()),
+            count,
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            panic_after,
+        }
+    }
+}
+
+impl Pea2Pea for Answerer {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Reading for Answerer {
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+    async fn process_message(&self, source: SocketAddr, message: Bytes) {
+        for _ in 0..self.count {
+            // a full queue is not waited for here: `unicast_when_ready` would yield
+            while self.unicast_fast(source, message.clone()).is_err() {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(
+            !self.panic_after,
+            "the answering handler panics (on purpose)"
+        );
+        let _ = self.gate.acquire().await;
+    }
+}
+
+impl Writing for Answerer {
+    type Message = Bytes;
+    type Codec = TestCodec;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> TestCodec {
+        TestCodec
+    }
+}
+
+/// Connects a raw peer to a started `Answerer`, sends it one message and reads `count`
+/// answers (each within a second).
+async fn ask(node: &Answerer, count: usize) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    node.enable_reading().await;
+    node.enable_writing().await;
+    let addr = start_listening(&node.node).await;
+    let mut peer = TcpStream::connect(addr).await.unwrap();
+    peer.write_all(&frame(b"ask")).await.unwrap();
+    let expected = frame(b"ask");
+    let mut answer = vec![0u8; expected.len()];
+    for i in 0..count {
+        timeout(SEC, peer.read_exact(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("answer {i} of {count} did not come"))
+            .unwrap();
+        assert_eq!(answer, expected);
+    }
+    peer
+}
+
+// WR-14: what a handler queues for its own connection is written when the reader task's poll
+// ends, without the writer task: here the handler never returns (it waits at a gate the test
+// keeps shut), and its answer arrives all the same; so do 300 answers (more than the queue's
+// depth of 64) queued in one go.
+#[tokio::test]
+async fn wr_14_a_handler_s_answer_goes_out_while_the_handler_still_runs() {
+    for count in [1, 300] {
+        let node = Answerer::new(count, false);
+        let _peer = ask(&node, count).await;
+        assert_eq!(node.node.stats().sent().0, count as u64);
+        node.gate.add_permits(1);
+        node.node.shut_down().await;
+    }
+}
+
+// WR-14: a handler that queues an answer and then panics: the answer is written before the
+// connection is torn down.
+#[tokio::test]
+async fn wr_14_an_answer_queued_before_a_panic_is_written() {
+    use tokio::io::AsyncReadExt;
+    let node = Answerer::new(1, true);
+    let mut peer = ask(&node, 1).await;
+    // then the connection ends (the panic tears it down)
+    let mut rest = Vec::new();
+    timeout(SEC, peer.read_to_end(&mut rest))
+        .await
+        .expect("the connection was not closed after the panic")
+        .ok();
+    assert!(rest.is_empty(), "unexpected bytes after the answer");
+    node.node.shut_down().await;
 }

@@ -16,7 +16,7 @@ use crate::{
     Connection, ConnectionInfo, ConnectionSide, Heuristics, Node, ShuttingDown,
     io::{ConnReader, ConnWriter},
     net::{self, TcpSocket, TcpStream},
-    protocols::{ConnCtx, HandshakeSlot, on_connect},
+    protocols::{ConnCtx, HandshakeSlot, on_connect, own_writes},
     task::{Panicked, catch_unwind},
 };
 
@@ -145,14 +145,17 @@ async fn set_up(
     };
     // Reading first, then Writing: the published lifecycle's order, which programs rely on
     // (a `Reading::codec` may take state that `Writing::codec` then consumes)
-    let (reader_task, idle_reader) = match &protocols.reading {
+    let (mut reader_task, idle_reader) = match &protocols.reading {
         Some(reading) => (Some((reading.start)(reader, &ctx)?), None),
         None => (None, Some(reader)),
     };
     let (sender, writer_task, idle_writer) = match &protocols.writing {
         Some(writing) => {
-            let (sender, task) = (writing.start)(writer, &ctx)?;
-            (Some(sender), Some(task), None)
+            let parts = (writing.start)(writer, &ctx)?;
+            // answers queued by handlers in the reader task go out when its poll ends
+            reader_task =
+                reader_task.map(|task| own_writes::flush_after_each_poll(task, parts.own_writes));
+            (Some(parts.sender), Some(parts.task), None)
         }
         None => (None, None, Some(writer)),
     };

@@ -54,6 +54,7 @@
 mod handshake;
 pub(crate) mod on_connect;
 mod on_disconnect;
+pub(crate) mod own_writes;
 mod reading;
 mod writing;
 
@@ -123,8 +124,17 @@ pub(crate) struct HandshakeSlot {
 /// The type-erased sender of a connection's outbound queue.
 pub(crate) type AnySender = Box<dyn Any + Send + Sync>;
 type StartReading = dyn Fn(ConnReader, &ConnCtx) -> io::Result<BoxFuture<()>> + Send + Sync;
-type StartWriting =
-    dyn Fn(ConnWriter, &ConnCtx) -> io::Result<(AnySender, BoxFuture<()>)> + Send + Sync;
+type StartWriting = dyn Fn(ConnWriter, &ConnCtx) -> io::Result<WriterParts> + Send + Sync;
+
+/// What starting a connection's writer makes.
+pub(crate) struct WriterParts {
+    /// The sender of its queue, for `unicast`.
+    pub(crate) sender: AnySender,
+    /// The writer task.
+    pub(crate) task: BoxFuture<()>,
+    /// The queue, as the connection's reader task flushes it (`own_writes`).
+    pub(crate) own_writes: Arc<dyn own_writes::OwnWrites>,
+}
 
 /// Builds a connection's reader task (the codec is made here, before registration).
 pub(crate) struct ReadingSlot {

@@ -18,7 +18,10 @@ use tokio::{
 use tokio_util::codec::Encoder;
 use tracing::{debug, error, warn};
 
-use super::{ConnCtx, WritingSlot, enable};
+use super::{
+    ConnCtx, WriterParts, WritingSlot, enable,
+    own_writes::{self, OwnWrites},
+};
 use crate::{
     ConnectionSide, DisconnectOrigin, Heuristics, Node, Pea2Pea, ShuttingDown, io::ConnWriter,
     net::WriteHalf, node::registry::lock,
@@ -108,6 +111,11 @@ impl<C, M> Outbox<C, M> {
         }
     }
 
+    /// What identifies this outbox to its reader task (`own_writes`).
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>() as usize
+    }
+
     /// Stops the outbox for good; the confirmations of unsent messages see a closed channel.
     fn stop(&self) {
         drop(StopOnDrop(self));
@@ -158,7 +166,9 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
         pending.count += 1;
         pending.confirms.extend(confirm);
         let first = pending.count == 1;
-        if first {
+        // a batch queued by this connection's own reader task is written when its poll ends
+        // (`own_writes`); any other sender rings the writer
+        if first && !(self.direct.is_some() && own_writes::defer_to_reader(self.address())) {
             self.ready.notify_one();
         }
         Ok(())
@@ -247,6 +257,22 @@ impl<C, M> Outbox<C, M> {
                 pending.pre_written += n;
             }
             Err(_) => {}
+        }
+    }
+}
+
+impl<C: Send, M> OwnWrites for Outbox<C, M> {
+    fn flush_own(&self) {
+        let mut pending = lock(&self.pending);
+        let pending = &mut *pending;
+        // written meanwhile (a full queue's `write_now`), or to be taken by the writer as soon
+        // as it is done with the batch it is writing
+        if pending.stopped || pending.writing || pending.count + pending.held == 0 {
+            return;
+        }
+        self.write_now(pending);
+        if pending.count + pending.held != 0 {
+            self.ready.notify_one(); // the socket did not take it all
         }
     }
 }
@@ -395,7 +421,11 @@ where
                             ctx.clone(),
                         ));
                         let task = write_loop::<Self>(outbox.clone(), writer, ctx.clone());
-                        Ok((Box::new(outbox) as _, Box::pin(task) as _))
+                        Ok(WriterParts {
+                            own_writes: outbox.clone(),
+                            sender: Box::new(outbox),
+                            task: Box::pin(task),
+                        })
                     }),
                 },
             );
