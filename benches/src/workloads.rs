@@ -339,34 +339,30 @@ async fn blast(
     .unwrap()
 }
 
-/// The latency limit: round trips of `size` bytes between two blocking threads over plain
-/// sockets (no runtime, no framing: each side reads exactly `size` bytes).
+/// The latency limit: round trips of `size` bytes over plain loopback sockets, both ends
+/// served by one blocking thread (no runtime, no framing, no thread wake-up: on loopback a
+/// write has reached the other socket when it returns, so each read finds its bytes waiting).
+/// What is left is the kernel's cost: four system calls and two passes through the TCP stack.
 pub async fn limit_pingpong(rounds: usize, size: usize) -> Vec<Duration> {
     use std::io::{Read, Write};
     tokio::task::spawn_blocking(move || {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        for stream in [&client, &server] {
             stream.set_nodelay(true).unwrap();
-            let mut buf = vec![0u8; size];
-            while stream.read_exact(&mut buf).is_ok() {
-                stream.write_all(&buf).unwrap();
-            }
-        });
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
+        }
         let payload = vec![1u8; size];
         let mut buf = vec![0u8; size];
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let begin = std::time::Instant::now();
-            stream.write_all(&payload).unwrap();
-            stream.read_exact(&mut buf).unwrap();
+            client.write_all(&payload).unwrap();
+            server.read_exact(&mut buf).unwrap();
+            server.write_all(&buf).unwrap();
+            client.read_exact(&mut buf).unwrap();
             times.push(begin.elapsed());
         }
-        drop(stream);
-        echo.join().unwrap();
         times
     })
     .await
