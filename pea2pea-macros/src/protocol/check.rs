@@ -27,6 +27,10 @@ pub struct Model {
     pub read: ReadSettings,
     pub write: WriteSettings,
     pub handshake_timeout_ms: Option<u64>,
+    /// `version = N` (1 by default).
+    pub version: u32,
+    /// `accepts = A..=B`: the inclusive range and where it is written.
+    pub accepts: Option<((u32, u32), Span)>,
     pub disconnect_timeout_ms: Option<u64>,
     pub call_timeout_ms: u64,
     pub max_calls: u64,
@@ -109,6 +113,8 @@ impl Model {
             read: ReadSettings::default(),
             write: WriteSettings::default(),
             handshake_timeout_ms: None,
+            version: 1,
+            accepts: None,
             disconnect_timeout_ms: None,
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             max_calls: DEFAULT_MAX_CALLS,
@@ -167,7 +173,23 @@ const RULES: &[fn(&Model, &mut Errors)] = &[
     rpcs_travel_in_length_delimited_frames,
     rpcs_need_both_directions,
     handlers_need_inbound_messages,
+    a_node_accepts_its_own_version,
 ];
+
+fn a_node_accepts_its_own_version(model: &Model, errors: &mut Errors) {
+    let version = model.version;
+    let Some(((lo, hi), span)) = model.accepts else {
+        return;
+    };
+    if !(lo..=hi).contains(&version) {
+        errors.at_span(
+            span,
+            format!(
+                "this range leaves out the node's own version ({version}): two nodes of this build could not connect; widen it to include {version}, or change `version`"
+            ),
+        );
+    }
+}
 
 fn rpcs_travel_in_length_delimited_frames(model: &Model, errors: &mut Errors) {
     if let (CheckedFraming::Custom(ty), false) = (&model.framing, model.rpcs.is_empty()) {

@@ -67,6 +67,12 @@ pub enum Value {
     Bool(LitBool),
     Str(LitStr),
     Path(Path),
+    /// `A..=B` or `A..`.
+    Range {
+        start: LitInt,
+        end: Option<LitInt>,
+        span: Span,
+    },
 }
 
 impl Value {
@@ -79,6 +85,7 @@ impl Value {
             Value::Bool(b) => b.span,
             Value::Str(s) => s.span(),
             Value::Path(p) => syn::spanned::Spanned::span(p),
+            Value::Range { span, .. } => *span,
         }
     }
 }
@@ -320,8 +327,30 @@ fn setting(input: ParseStream) -> syn::Result<Setting> {
     })
 }
 
+/// `A..=B` or `A..` (a range of versions).
+fn range(input: ParseStream) -> syn::Result<Value> {
+    let start: LitInt = input.parse()?;
+    let end = if input.peek(Token![..=]) {
+        input.parse::<Token![..=]>()?;
+        Some(input.parse::<LitInt>()?)
+    } else {
+        input.parse::<Token![..]>()?;
+        if input.peek(LitInt) {
+            return Err(input.error(
+                "write an inclusive range, `A..=B`, or an open one, `A..`: a range that excludes its end reads too easily as including it",
+            ));
+        }
+        None
+    };
+    let last = end.as_ref().map_or_else(|| start.span(), LitInt::span);
+    let span = start.span().join(last).unwrap_or_else(|| start.span());
+    Ok(Value::Range { start, end, span })
+}
+
 fn value(input: ParseStream) -> syn::Result<Value> {
-    if input.peek(LitInt) {
+    if input.peek(LitInt) && (input.peek2(Token![..=]) || input.peek2(Token![..])) {
+        range(input)
+    } else if input.peek(LitInt) {
         let lit: LitInt = input.parse()?;
         let mut unit = (!lit.suffix().is_empty()).then(|| (lit.suffix().to_owned(), lit.span()));
         if unit.is_none() && input.peek(Ident) && !input.peek2(Token![=]) {

@@ -3,7 +3,8 @@
 //! "has no effect" errors and the list of keys in the help all come from this table, and a test
 //! checks that DSL.md documents the same keys.
 
-use syn::{LitStr, Path};
+use proc_macro2::Span;
+use syn::{LitInt, LitStr, Path};
 
 use super::{
     check::{HandshakeKind, Model},
@@ -31,6 +32,8 @@ enum Kind {
     Count,
     Size,
     Bool,
+    Version,
+    VersionRange,
 }
 
 /// What must be in the protocol for a setting to have an effect.
@@ -41,6 +44,8 @@ enum Needs {
     Writes,
     Rpc,
     Fingerprint,
+    /// The fingerprint handshake, which exchanges versions.
+    Versions,
     DisconnectHook,
 }
 
@@ -51,6 +56,7 @@ enum Parsed {
     Handshake(HandshakeKind),
     Number(u64),
     Bool(bool),
+    Range((u32, u32), Span),
 }
 
 macro_rules! setter {
@@ -83,6 +89,8 @@ pub const SETTINGS: &[SettingSpec] = &[
     spec("name",               Kind::Text,          Needs::Nothing,        setter!(Text, |m, s| m.name = Some(s))),
     spec("handshake",          Kind::Handshake,     Needs::Nothing,        setter!(Handshake, |m, h| m.handshake = h)),
     spec("handshake_timeout",  Kind::Duration,      Needs::Fingerprint,    setter!(Number, |m, ms| m.handshake_timeout_ms = Some(ms))),
+    spec("version",            Kind::Version,       Needs::Versions,       setter!(Number, |m, v| m.version = v as u32)),
+    spec("accepts",            Kind::VersionRange,  Needs::Versions,       |m: &mut Model, parsed: Parsed| if let Parsed::Range(r, span) = parsed { m.accepts = Some((r, span)) }),
     spec("read_queue",         Kind::Count,         Needs::Reads,          setter!(Number, |m, n| m.read.queue = Some(n))),
     spec("backpressure",       Kind::Bool,          Needs::Reads,          setter!(Bool, |m, b| m.read.backpressure = Some(b))),
     spec("idle_timeout",       Kind::DurationOrOff, Needs::Reads,          setter!(Number, |m, ms| m.read.idle_timeout_ms = Some(ms))),
@@ -138,6 +146,8 @@ impl SettingSpec {
                 Value::Bool(b) => Some(Parsed::Bool(b.value)),
                 other => wrong(other, "expected `true` or `false`", errors),
             },
+            Kind::Version => version(value, errors).map(|v| Parsed::Number(v.into())),
+            Kind::VersionRange => version_range(value, errors).map(|r| Parsed::Range(r, value.span())),
         }
     }
 
@@ -158,6 +168,9 @@ impl SettingSpec {
             )),
             Needs::Fingerprint if model.handshake != HandshakeKind::Fingerprint => Some(format!(
                 "`{key}` applies to `handshake = fingerprint` only; a custom `Handshake` impl sets its own `TIMEOUT_MS`"
+            )),
+            Needs::Versions if model.handshake != HandshakeKind::Fingerprint => Some(format!(
+                "`{key}` has no effect without `handshake = fingerprint`: versions are exchanged in its hello"
             )),
             Needs::DisconnectHook if model.on_disconnect.is_none() => Some(format!(
                 "`{key}` has no effect without an `on_disconnect(addr) => ...` hook"
@@ -191,4 +204,47 @@ fn handshake(value: &Value, errors: &mut Errors) -> Option<HandshakeKind> {
             errors,
         ),
     }
+}
+
+const VERSION_HELP: &str = "a version is a whole number from 1 to 4294967295, as in `version = 2`";
+
+fn version_number(lit: &LitInt, errors: &mut Errors) -> Option<u32> {
+    match lit.base10_parse::<u32>() {
+        Ok(0) | Err(_) => {
+            errors.at_span(lit.span(), VERSION_HELP);
+            None
+        }
+        Ok(v) if lit.suffix().is_empty() => Some(v),
+        Ok(_) => {
+            errors.at_span(lit.span(), format!("a version takes no unit; {VERSION_HELP}"));
+            None
+        }
+    }
+}
+
+fn version(value: &Value, errors: &mut Errors) -> Option<u32> {
+    match value {
+        Value::Int { lit, unit: None } => version_number(lit, errors),
+        other => wrong(other, VERSION_HELP, errors),
+    }
+}
+
+/// `A..=B` or `A..`, as an inclusive pair (`A..` ends at `u32::MAX`).
+fn version_range(value: &Value, errors: &mut Errors) -> Option<(u32, u32)> {
+    let Value::Range { start, end, .. } = value else {
+        return wrong(
+            value,
+            "expected a range of versions, as in `accepts = 1..=2` or `accepts = 2..`",
+            errors,
+        );
+    };
+    let lo = version_number(start, errors)?;
+    let hi = match end {
+        Some(end) => version_number(end, errors)?,
+        None => u32::MAX,
+    };
+    if hi < lo {
+        return wrong(value, "this range is empty: its end is below its start", errors);
+    }
+    Some((lo, hi))
 }

@@ -1,11 +1,14 @@
 //! The DSL handshake (`handshake = fingerprint`): each side sends a magic preamble and a hello
-//! (its protocol's fingerprint, its listening address and its name), rejects a peer whose
-//! fingerprint differs, and then both sides exchange a verdict on keeping the connection (one
-//! connection per pair of nodes: `identity.rs`).
+//! (its protocol's fingerprint, its listening address, its name, its version and the versions
+//! it accepts, and a [`Description`] of its protocol), rejects a peer it cannot talk to
+//! (`compat.rs` decides, and says what differs), and then both sides exchange a verdict on
+//! keeping the connection (one connection per pair of nodes: `identity.rs`).
+//!
+//! A hello without a version or a description (an older build's, or one whose description did
+//! not fit) is judged as before: the fingerprints must be equal.
 //!
 //! Wire format, both ways at once: the 8-byte [`MAGIC`], a 2-byte big-endian length, the
-//! [`Hello`] (at most [`MAX_HELLO`] bytes); then one byte, `0` to keep the connection, `1` to
-//! drop it as a duplicate.
+//! [`Hello`]; then one byte, `0` to keep the connection, `1` to drop it as a duplicate.
 
 use std::{io, net::SocketAddr, sync::atomic::Ordering};
 
@@ -14,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
 
 use super::{
+    compat::{self, Versions},
+    describe::{self, Declared, Description},
     ext,
     identity::{self, Arrival, PeerIdentity, Verdict},
 };
@@ -25,11 +30,12 @@ const MAGIC: [u8; 8] = *b"p2pdsl/2";
 /// The magic of the first DSL handshake (a fingerprint alone), recognised to say so.
 const OLD_MAGIC: [u8; 8] = *b"p2pfp/1\0";
 
-/// The longest hello accepted (its name is at most 255 bytes).
-const MAX_HELLO: usize = 1024;
+/// The longest hello: what its 2-byte length can say.
+const MAX_HELLO: usize = u16::MAX as usize;
 
 /// What each side says about itself. Later versions add trailing `#[message(default)]` fields;
-/// `extensible` makes this version skip them.
+/// `extensible` makes this version skip them (and older builds skip `versions` and
+/// `description`).
 #[derive(crate::Message, Debug, Clone, PartialEq)]
 #[message(crate = "crate", extensible)]
 pub(crate) struct Hello {
@@ -40,14 +46,19 @@ pub(crate) struct Hello {
     /// Its node name.
     #[message(max_len = 255)]
     name: String,
+    /// Its protocol's version and the versions it accepts.
+    #[message(default)]
+    versions: Option<Versions>,
+    /// Its protocol, part by part; `None` if it would not fit in a hello.
+    #[message(default)]
+    description: Option<Description>,
 }
 
 /// Runs the DSL handshake on `conn`'s stream.
 pub async fn fingerprint_handshake<H: Handshake>(
     this: &H,
     mut conn: Connection,
-    ours: u64,
-    name: &'static str,
+    declared: &'static Declared,
 ) -> io::Result<Connection> {
     let node = this.node().clone();
     let (addr, id) = (conn.addr(), conn.info().id());
@@ -65,23 +76,24 @@ pub async fn fingerprint_handshake<H: Handshake>(
     let mut node_name = node.name().to_owned();
     truncate(&mut node_name, 255);
     let hello = Hello {
-        fingerprint: ours,
+        fingerprint: declared.fingerprint,
         listening,
         name: node_name,
+        versions: Some(Versions {
+            version: declared.version,
+            accepts: declared.accepts,
+        }),
+        description: describe::describe(declared),
     };
+    let body = encode_hello(&node, hello.clone());
     let stream = this.borrow_stream(&mut conn);
-    let theirs = exchange_hellos(stream, &hello).await.map_err(|reason| {
+    let agreed = exchange_hellos(stream, &body)
+        .await
+        .and_then(|theirs| agree(declared, &hello, theirs, addr));
+    let (theirs, served) = agreed.map_err(|reason| {
         reject(&node, addr, &reason);
         io::Error::new(io::ErrorKind::InvalidData, reason)
     })?;
-    if theirs.fingerprint != ours {
-        let reason = format!(
-            "the protocols differ: this node speaks `{name}` (fingerprint {ours:#018x}) and {addr} speaks one with fingerprint {:#018x}",
-            theirs.fingerprint
-        );
-        reject(&node, addr, &reason);
-        return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
-    }
 
     // the peer's address as this node can dial it
     let dialable = theirs.listening.map(|mut l| {
@@ -95,6 +107,7 @@ pub async fn fingerprint_handshake<H: Handshake>(
         id,
         side,
         peer: PeerIdentity::new(dialable, theirs.name),
+        served,
         ours_advertised: listening,
         theirs_advertised: theirs.listening,
     };
@@ -140,16 +153,65 @@ pub async fn fingerprint_handshake<H: Handshake>(
     ))
 }
 
+/// Encodes this node's hello; one whose description does not fit goes without it.
+fn encode_hello(node: &crate::Node, mut hello: Hello) -> Bytes {
+    let body = hello.to_bytes();
+    if body.len() <= MAX_HELLO {
+        return body;
+    }
+    debug!(
+        parent: node.span(),
+        "the protocol's description takes {} bytes, more than a hello holds: sending none (peers compare fingerprints)",
+        body.len()
+    );
+    hello.description = None;
+    hello.to_bytes()
+}
+
+/// The method ids of the rpcs a peer serves, when its hello said.
+type Served = Option<Vec<u64>>;
+
+/// Whether this node, which sent `ours`, can talk to the peer that sent `theirs` at `addr`;
+/// both sides decide alike. Returns the peer's hello and the rpcs it serves.
+fn agree(
+    declared: &Declared,
+    ours: &Hello,
+    theirs: Hello,
+    addr: SocketAddr,
+) -> Result<(Hello, Served), String> {
+    if let Some(description) = &theirs.description {
+        description
+            .validate()
+            .map_err(|e| format!("the peer's hello is invalid: {e}"))?;
+    }
+    let differ = |e: String| format!("the protocols differ: {e}");
+    if let (Some(o), Some(t)) = (ours.versions, theirs.versions) {
+        compat::versions_agree(declared.display, o, t).map_err(differ)?;
+    }
+    if let (Some(o), Some(t)) = (&ours.description, &theirs.description) {
+        compat::compatible(o, t).map_err(differ)?;
+        let served = t.rpcs.iter().filter(|r| r.served);
+        let served = served.map(|r| method_of(&r.name)).collect();
+        return Ok((theirs, Some(served)));
+    }
+    if theirs.fingerprint != ours.fingerprint {
+        return Err(format!(
+            "the protocols differ: this node speaks `{}` (fingerprint {:#018x}) and {addr} speaks one with fingerprint {:#018x}",
+            declared.display, ours.fingerprint, theirs.fingerprint
+        ));
+    }
+    Ok((theirs, None))
+}
+
 /// Writes our hello and reads the peer's; the error is the reason to reject it.
-async fn exchange_hellos<S>(stream: &mut S, ours: &Hello) -> Result<Hello, String>
+async fn exchange_hellos<S>(stream: &mut S, body: &[u8]) -> Result<Hello, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let body = ours.to_bytes();
     let mut out = Vec::with_capacity(10 + body.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     // both sides write first: a hello always fits in the socket buffers, so nobody waits
     let io_err = |e: io::Error| format!("the handshake failed: {e}");
     stream.write_all(&out).await.map_err(io_err)?;
@@ -162,12 +224,8 @@ where
     if magic != MAGIC {
         return Err("the peer did not send a pea2pea DSL hello: it does not speak a `protocol!` with `handshake = fingerprint`".into());
     }
+    // at most `MAX_HELLO`: a u16 says no more
     let len = usize::from(stream.read_u16().await.map_err(io_err)?);
-    if len > MAX_HELLO {
-        return Err(format!(
-            "the peer's hello is {len} bytes, more than {MAX_HELLO}"
-        ));
-    }
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).await.map_err(io_err)?;
     Hello::from_bytes(Bytes::from(body)).map_err(|e| format!("the peer's hello is invalid: {e}"))
@@ -209,7 +267,14 @@ pub const fn fp_mix(mut hash: u64, value: u64) -> u64 {
     hash
 }
 
-/// The method id of an rpc: its request's and response's shapes.
-pub const fn method_id(request: u64, response: u64) -> u64 {
+/// What an rpc adds to its protocol's fingerprint: its request's and response's shapes.
+pub const fn rpc_shape(request: u64, response: u64) -> u64 {
     fp_mix(fp_mix(fp_start("rpc"), request), response)
+}
+
+/// The method id of an rpc: a hash of its request type's name as the `rpc` line writes it
+/// (its leading path stripped), so that compatible versions of the request keep their id; the
+/// handshake compares the types.
+pub const fn method_of(request: &str) -> u64 {
+    fp_mix(fp_start("rpc"), fingerprint(request))
 }

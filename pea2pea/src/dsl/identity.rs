@@ -52,6 +52,8 @@ impl PeerIdentity {
 struct Known {
     id: ConnectionId,
     peer: PeerIdentity,
+    /// The method ids of the rpcs the peer serves, if its hello said.
+    served: Option<Vec<u64>>,
     /// Whether the side that advertised the lower address dialled it (`None` when either
     /// side advertised none, or both the same).
     dialled_by_lower: Option<bool>,
@@ -95,6 +97,8 @@ pub(crate) struct Arrival {
     /// This node's role in it.
     pub(crate) side: ConnectionSide,
     pub(crate) peer: PeerIdentity,
+    /// The method ids of the rpcs the peer serves, if its hello said.
+    pub(crate) served: Option<Vec<u64>>,
     /// The listening addresses both sides advertised (as sent), for the tie-break.
     pub(crate) ours_advertised: Option<SocketAddr>,
     pub(crate) theirs_advertised: Option<SocketAddr>,
@@ -168,6 +172,7 @@ pub(crate) fn judge(node: &Node, arrival: Arrival) -> Verdict {
             Known {
                 id: arrival.id,
                 peer: arrival.peer,
+                served: arrival.served,
                 dialled_by_lower: by_lower,
                 settled: false,
                 doomed: false,
@@ -206,6 +211,16 @@ pub(crate) fn of_peer(node: &Node, addr: SocketAddr) -> Option<PeerIdentity> {
     let inner = lock(&ext.identities.inner);
     let known = inner.known.get(&addr).filter(|known| known.id == id)?;
     Some(known.peer.clone())
+}
+
+/// Whether the peer at `addr` serves the rpc `method`: `None` if its handshake did not say
+/// (no DSL handshake, or a hello without a description).
+pub(crate) fn serves(node: &Node, addr: SocketAddr, method: u64) -> Option<bool> {
+    let ext = ext::existing(node)?;
+    let id = node.connection_info(addr)?.id();
+    let inner = lock(&ext.identities.inner);
+    let known = inner.known.get(&addr).filter(|known| known.id == id)?;
+    Some(known.served.as_ref()?.contains(&method))
 }
 
 /// Counts a dial to `listening` while it runs.

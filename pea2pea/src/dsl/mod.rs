@@ -69,6 +69,8 @@
 //! ```
 
 pub(crate) mod call;
+pub(crate) mod compat;
+pub(crate) mod describe;
 pub(crate) mod ext;
 pub(crate) mod fanout;
 pub(crate) mod frame;
@@ -111,7 +113,9 @@ pub trait Rpc<N>: Message {
     /// What the peer answers.
     type Response: Message;
 
-    /// The method id on the wire: a hash of the request's and the response's shapes.
+    /// The method id on the wire: a hash of the request type's name as the `rpc` line writes
+    /// it, without its leading path (`Cube`, `Page<u32>`). Compatible versions of a request
+    /// keep their id; the DSL handshake checks that both peers' types can read each other.
     const METHOD: u64;
 }
 

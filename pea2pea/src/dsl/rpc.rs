@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{RpcAnswer, ext, frame::Frame, send::confirmed};
+use super::{RpcAnswer, ext, frame::Frame, identity, send::confirmed};
 use crate::{Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
@@ -45,6 +45,15 @@ where
             format!("not connected to {addr}"),
         )
     })?;
+    if identity::serves(node, addr, method) == Some(false) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{addr} does not serve `rpc {}`: its handshake listed the rpcs it serves",
+                short_name(request)
+            ),
+        ));
+    }
     // looked up before the request is queued: a reconnection meanwhile fails this call
     // rather than leaving it waiting on an answer that cannot come
     let closed = node.connection_closed(addr, conn.id());
@@ -75,6 +84,14 @@ where
         () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
     };
     Ok(bytes)
+}
+
+/// A type's name without its leading path: `Cube` for `app::v2::Cube`, `Page<u32>` for
+/// `app::Page<u32>` (as an `rpc` line's request is named).
+fn short_name(type_name: &str) -> &str {
+    let head = type_name.find('<').unwrap_or(type_name.len());
+    let start = type_name[..head].rfind("::").map_or(0, |i| i + 2);
+    &type_name[start..]
 }
 
 /// Decodes the answer of `addr` to a `request`.

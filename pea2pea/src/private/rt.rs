@@ -9,7 +9,7 @@ pub use core::{
     future::{Future, Ready},
     iter::IntoIterator,
     option::Option::{self, None, Some},
-    primitive::{bool, str, u64, usize},
+    primitive::{bool, str, u32, u64, usize},
     result::Result,
 };
 pub use std::{boxed::Box, io, net::SocketAddr};
@@ -20,7 +20,8 @@ pub use crate::dsl::{
     ext::first_enable,
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
-    handshake::{fingerprint_handshake, fp_mix, fp_start, method_id},
+    describe::{Declared, DeclaredRpc},
+    handshake::{fingerprint_handshake, fp_mix, fp_start, method_of, rpc_shape},
     identity::connect_if_needed,
     ordered::deliver_in_order,
     outcome::settle,
@@ -28,6 +29,7 @@ pub use crate::dsl::{
     send::{length_delimited, send, send_fast},
     serve::serve,
 };
+pub use crate::message::schema_of;
 pub use crate::{
     Connection, ConnectionId, ConnectionSide, DisconnectOrigin, Message, Node, Pea2Pea,
     codec::{MessageCodec, Outgoing},

@@ -6,7 +6,10 @@ use quote::{ToTokens, quote};
 use syn::{Type, spanned::Spanned};
 
 use super::{bind_args, millis, setting_const, unit_body};
-use crate::protocol::check::{CheckedFraming, HandshakeKind, Model};
+use crate::{
+    protocol::check::{CheckedFraming, HandshakeKind, Model},
+    text::compact,
+};
 
 pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
@@ -32,23 +35,10 @@ pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
         None => quote!(0u64),
     };
     let (fp_in, fp_out) = (fp(&model.inbound), fp(&model.outbound));
-    let framing = match &model.framing {
-        CheckedFraming::LengthDelimited {
-            width,
-            little_endian,
-            ..
-        } => {
-            let code = width * 2 + u64::from(*little_endian);
-            quote!(#code)
-        }
-        CheckedFraming::Custom(codec) => {
-            let codec = codec.to_token_stream().to_string();
-            quote!(#rt::fp_start(#codec))
-        }
-    };
+    let framing = framing_code(model, rt);
     let rpcs = model.rpcs.iter().map(|rpc| {
         let (request, response) = (&rpc.request, &rpc.response);
-        quote!(.wrapping_add(#rt::method_id(
+        quote!(.wrapping_add(#rt::rpc_shape(
             <#request as #rt::Message>::FINGERPRINT,
             <#response as #rt::Message>::FINGERPRINT,
         )))
@@ -67,6 +57,75 @@ pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
     }
 }
 
+/// The framing as a number, hashed into the fingerprint and compared in the handshake.
+fn framing_code(model: &Model, rt: &TokenStream) -> TokenStream {
+    match &model.framing {
+        CheckedFraming::LengthDelimited {
+            width,
+            little_endian,
+            ..
+        } => {
+            let code = width * 2 + u64::from(*little_endian);
+            quote!(#code)
+        }
+        CheckedFraming::Custom(codec) => {
+            let codec = codec.to_token_stream().to_string();
+            quote!(#rt::fp_start(#codec))
+        }
+    }
+}
+
+/// An rpc's request type as its `rpc` line writes it, without the leading path: what its
+/// method id hashes (`v2::Cube` is `Cube`, `Page<u32>` stays).
+fn rpc_name(request: &Type) -> String {
+    let written = match request {
+        Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
+            Some(last) => last.to_token_stream().to_string(),
+            None => request.to_token_stream().to_string(),
+        },
+        other => other.to_token_stream().to_string(),
+    };
+    compact(&written)
+}
+
+/// What the DSL handshake sends about this declaration: a `Declared` constant.
+fn declared(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let name = model.name.as_ref().map(|n| n.value()).unwrap_or_default();
+    let version = model.version;
+    let (lo, hi) = model.accepts.map_or((0, u32::MAX), |(range, _)| range);
+    let framing = framing_code(model, rt);
+    let schema = |ty: &Option<Type>| match ty {
+        Some(ty) => quote!(#rt::Some(#rt::schema_of::<#ty>)),
+        None => quote!(#rt::None),
+    };
+    let (inbound, outbound) = (schema(&model.inbound), schema(&model.outbound));
+    let rpcs = model.rpcs.iter().map(|rpc| {
+        let (request, response) = (&rpc.request, &rpc.response);
+        let name = rpc_name(request);
+        let served = rpc.handler.is_some();
+        quote!(#rt::DeclaredRpc {
+            name: #name,
+            request: #rt::schema_of::<#request>,
+            response: #rt::schema_of::<#response>,
+            served: #served,
+        })
+    });
+    quote! {
+        const __PEA2PEA_DECLARED: #rt::Declared = #rt::Declared {
+            fingerprint: <#node as #rt::Protocol>::FINGERPRINT,
+            display: <#node as #rt::Protocol>::NAME,
+            name: #name,
+            version: #version,
+            accepts: (#lo, #hi),
+            framing: #framing,
+            inbound: #inbound,
+            outbound: #outbound,
+            rpcs: &[#(#rpcs),*],
+        };
+    }
+}
+
 /// `impl Handshake` for `handshake = fingerprint`: the DSL handshake.
 pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
@@ -76,6 +135,7 @@ pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> 
             quote!(#rt::u64),
             millis(model.handshake_timeout_ms),
         );
+        let declared = declared(model, rt);
         quote! {
             impl #rt::Handshake for #node {
                 #timeout
@@ -83,13 +143,8 @@ pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> 
                     &self,
                     __pea2pea_conn: #rt::Connection,
                 ) -> #rt::io::Result<#rt::Connection> {
-                    #rt::fingerprint_handshake(
-                        self,
-                        __pea2pea_conn,
-                        <Self as #rt::Protocol>::FINGERPRINT,
-                        <Self as #rt::Protocol>::NAME,
-                    )
-                    .await
+                    #declared
+                    #rt::fingerprint_handshake(self, __pea2pea_conn, &__PEA2PEA_DECLARED).await
                 }
             }
         }
@@ -148,13 +203,11 @@ pub(super) fn rpc_impls(model: &Model, rt: &TokenStream) -> TokenStream {
         .iter()
         .map(|rpc| {
             let (request, response) = (&rpc.request, &rpc.response);
+            let name = rpc_name(request);
             quote! {
                 impl #rt::Rpc<#node> for #request {
                     type Response = #response;
-                    const METHOD: #rt::u64 = #rt::method_id(
-                        <#request as #rt::Message>::FINGERPRINT,
-                        <#response as #rt::Message>::FINGERPRINT,
-                    );
+                    const METHOD: #rt::u64 = #rt::method_of(#name);
                 }
             }
         })
