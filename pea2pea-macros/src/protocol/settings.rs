@@ -147,7 +147,9 @@ impl SettingSpec {
                 other => wrong(other, "expected `true` or `false`", errors),
             },
             Kind::Version => version(value, errors).map(|v| Parsed::Number(v.into())),
-            Kind::VersionRange => version_range(value, errors).map(|r| Parsed::Range(r, value.span())),
+            Kind::VersionRange => {
+                version_range(value, errors).map(|r| Parsed::Range(r, value.span()))
+            }
         }
     }
 
@@ -216,7 +218,10 @@ fn version_number(lit: &LitInt, errors: &mut Errors) -> Option<u32> {
         }
         Ok(v) if lit.suffix().is_empty() => Some(v),
         Ok(_) => {
-            errors.at_span(lit.span(), format!("a version takes no unit; {VERSION_HELP}"));
+            errors.at_span(
+                lit.span(),
+                format!("a version takes no unit; {VERSION_HELP}"),
+            );
             None
         }
     }
@@ -244,7 +249,11 @@ fn version_range(value: &Value, errors: &mut Errors) -> Option<(u32, u32)> {
         None => u32::MAX,
     };
     if hi < lo {
-        return wrong(value, "this range is empty: its end is below its start", errors);
+        return wrong(
+            value,
+            "this range is empty: its end is below its start",
+            errors,
+        );
     }
     Some((lo, hi))
 }

@@ -68,8 +68,14 @@ pub(crate) fn compatible(ours: &Description, theirs: &Description) -> Result<(),
         ));
     }
     match (ours.rpcs.is_empty(), theirs.rpcs.is_empty()) {
-        (false, true) => return Err("this node declares rpcs (its frames carry an rpc envelope) and the peer declares none".into()),
-        (true, false) => return Err("the peer declares rpcs (its frames carry an rpc envelope) and this node declares none".into()),
+        (false, true) => return Err(
+            "this node declares rpcs (its frames carry an rpc envelope) and the peer declares none"
+                .into(),
+        ),
+        (true, false) => return Err(
+            "the peer declares rpcs (its frames carry an rpc envelope) and this node declares none"
+                .into(),
+        ),
         _ => {}
     }
     let mut cmp = Compare::new(ours, theirs);
@@ -151,12 +157,27 @@ impl<'a> Compare<'a> {
         }
     }
 
-    fn messages(&mut self, read: Option<u32>, written: Option<u32>, dir: Dir) -> Result<(), String> {
+    fn messages(
+        &mut self,
+        read: Option<u32>,
+        written: Option<u32>,
+        dir: Dir,
+    ) -> Result<(), String> {
         let (reader, writer) = self.sides(dir);
         match (read, written) {
-            (Some(r), Some(w)) => {
-                self.value(At { desc: reader, ty: r }, At { desc: writer, ty: w }, dir, 0, None)
-            }
+            (Some(r), Some(w)) => self.value(
+                At {
+                    desc: reader,
+                    ty: r,
+                },
+                At {
+                    desc: writer,
+                    ty: w,
+                },
+                dir,
+                0,
+                None,
+            ),
             (None, Some(w)) => Err(match dir {
                 Dir::WeRead => format!(
                     "the peer writes `{}` and this node reads no messages",
@@ -187,16 +208,40 @@ impl<'a> Compare<'a> {
         let at = |desc, ty| At { desc, ty };
         let (o, t) = (self.ours, self.theirs);
         if ours.served {
-            self.value(at(o, ours.request), at(t, theirs.request), Dir::WeRead, 0, None)
-                .map_err(ctx("request"))?;
-            self.value(at(t, theirs.response), at(o, ours.response), Dir::TheyRead, 0, None)
-                .map_err(ctx("response"))?;
+            self.value(
+                at(o, ours.request),
+                at(t, theirs.request),
+                Dir::WeRead,
+                0,
+                None,
+            )
+            .map_err(ctx("request"))?;
+            self.value(
+                at(t, theirs.response),
+                at(o, ours.response),
+                Dir::TheyRead,
+                0,
+                None,
+            )
+            .map_err(ctx("response"))?;
         }
         if theirs.served {
-            self.value(at(t, theirs.request), at(o, ours.request), Dir::TheyRead, 0, None)
-                .map_err(ctx("request"))?;
-            self.value(at(o, ours.response), at(t, theirs.response), Dir::WeRead, 0, None)
-                .map_err(ctx("response"))?;
+            self.value(
+                at(t, theirs.request),
+                at(o, ours.request),
+                Dir::TheyRead,
+                0,
+                None,
+            )
+            .map_err(ctx("request"))?;
+            self.value(
+                at(o, ours.response),
+                at(t, theirs.response),
+                Dir::WeRead,
+                0,
+                None,
+            )
+            .map_err(ctx("response"))?;
         }
         Ok(())
     }
@@ -252,15 +297,26 @@ impl<'a> Compare<'a> {
                 Ok(())
             }
             (
-                NodeKind::Struct { fields: rf, extensible },
+                NodeKind::Struct {
+                    fields: rf,
+                    extensible,
+                },
                 NodeKind::Struct { fields: wf, .. },
             ) => {
-                let path = peer_name.clone();
-                let fields = Fields { reader: rf, writer: wf, extensible: *extensible };
-                self.fields(reader, writer, fields, dir, &path, depth)
+                let fields = Fields {
+                    reader: rf,
+                    writer: wf,
+                    extensible: *extensible,
+                    paths: (r.name.clone(), w.name.clone()),
+                };
+                self.fields(reader, writer, fields, dir, depth)
             }
             (
-                NodeKind::Enum { variants: rv, catch_all, extensible },
+                NodeKind::Enum {
+                    variants: rv,
+                    catch_all,
+                    extensible,
+                },
                 NodeKind::Enum { variants: wv, .. },
             ) => {
                 for w_variant in wv {
@@ -282,17 +338,16 @@ impl<'a> Compare<'a> {
                             w_variant.name, w_variant.tag
                         ));
                     };
-                    let peer_variant = match dir {
-                        Dir::WeRead => &w_variant.name,
-                        Dir::TheyRead => &r_variant.name,
-                    };
-                    let path = format!("{peer_name}::{peer_variant}");
                     let fields = Fields {
                         reader: &r_variant.fields,
                         writer: &w_variant.fields,
                         extensible: *extensible,
+                        paths: (
+                            format!("{}::{}", r.name, r_variant.name),
+                            format!("{}::{}", w.name, w_variant.name),
+                        ),
                     };
-                    self.fields(reader, writer, fields, dir, &path, depth)?;
+                    self.fields(reader, writer, fields, dir, depth)?;
                 }
                 Ok(())
             }
@@ -308,35 +363,42 @@ impl<'a> Compare<'a> {
         writer: At<'a>,
         f: Fields<'a>,
         dir: Dir,
-        path: &str,
         depth: usize,
     ) -> Result<(), String> {
+        let (r_path, w_path) = &f.paths;
         for (rf, wf) in f.reader.iter().zip(f.writer) {
-            let peer_field = if dir == Dir::WeRead { wf } else { rf };
-            let at = format!("{path}.{}", peer_field.name);
-            let (r, w) = (At { ty: rf.ty, ..reader }, At { ty: wf.ty, ..writer });
+            let at = match dir {
+                Dir::WeRead => format!("{w_path}.{}", wf.name),
+                Dir::TheyRead => format!("{r_path}.{}", rf.name),
+            };
+            let (r, w) = (
+                At {
+                    ty: rf.ty,
+                    ..reader
+                },
+                At {
+                    ty: wf.ty,
+                    ..writer
+                },
+            );
             self.value(r, w, dir, depth + 1, Some(&at))?;
         }
-        let whose = |dir_is_peer: bool| if dir_is_peer { "the peer's" } else { "this node's" };
+        let (r_whose, w_whose, r_who) = match dir {
+            Dir::WeRead => ("this node's", "the peer's", "this node"),
+            Dir::TheyRead => ("the peer's", "this node's", "the peer"),
+        };
         if let Some(extra) = f.writer.get(f.reader.len()) {
             if !f.extensible {
-                let writer_is_peer = dir == Dir::WeRead;
                 return Err(format!(
-                    "{} `{path}` has field `{}` after the last one {} knows, and {} type is not extensible",
-                    whose(writer_is_peer),
+                    "{w_whose} `{w_path}` has field `{}` after the last one {r_who} knows, and {r_whose} `{r_path}` is not extensible",
                     extra.name,
-                    if writer_is_peer { "this node" } else { "the peer" },
-                    if writer_is_peer { "its" } else { "the peer's" },
                 ));
             }
         }
         if let Some(extra) = f.reader.iter().skip(f.writer.len()).find(|r| !r.default) {
-            let reader_is_peer = dir == Dir::TheyRead;
             return Err(format!(
-                "{} `{path}` has field `{}`, which {} lacks and which is not `#[message(default)]`",
-                whose(reader_is_peer),
+                "{r_whose} `{r_path}` has field `{}`, which {w_whose} `{w_path}` lacks, and it is not `#[message(default)]`",
                 extra.name,
-                if reader_is_peer { "this node's" } else { "the peer's" },
             ));
         }
         Ok(())
@@ -344,11 +406,12 @@ impl<'a> Compare<'a> {
 }
 
 /// The fields of a struct or of one variant, on both sides.
-#[derive(Clone, Copy)]
 struct Fields<'a> {
     reader: &'a [Field],
     writer: &'a [Field],
     extensible: bool,
+    /// The reader's and the writer's names for them (`Chat::Hello`).
+    paths: (String, String),
 }
 
 /// Opaque types that encode alike.
@@ -377,4 +440,304 @@ fn family(at: At<'_>) -> Family<'_> {
 
 fn is_u8(desc: &Description, params: &[u32]) -> bool {
     matches!(params, [p] if desc.types[*p as usize].name == "u8")
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{
+        dsl::describe::{Declared, DeclaredRpc, describe},
+        message::{SchemaFn, schema_of},
+    };
+
+    mod v1 {
+        use super::Bytes;
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate", extensible)]
+        pub enum Chat {
+            Hello {
+                name: String,
+            },
+            Say(String),
+            #[message(other)]
+            Unknown {
+                tag: u32,
+                body: Bytes,
+            },
+        }
+
+        /// No catch-all, not extensible.
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub enum Strict {
+            Hello { name: String },
+            Say(String),
+        }
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub struct Square(pub u32);
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub struct Cube(pub u32);
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub struct Tree {
+            pub label: String,
+            pub children: Vec<Tree>,
+        }
+    }
+
+    mod v2 {
+        use super::Bytes;
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate", extensible)]
+        pub enum Chat {
+            Hello {
+                name: String,
+                #[message(default)]
+                agent: Option<String>,
+            },
+            Say(String),
+            React(char),
+            #[message(other)]
+            Unknown {
+                tag: u32,
+                body: Bytes,
+            },
+        }
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub enum Strict {
+            Hello { name: String },
+            Say(String),
+            React(char),
+        }
+
+        /// `Hello.name` changed type.
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub enum Retyped {
+            Hello { name: u8 },
+            Say(String),
+        }
+
+        /// `u32` became `u64`: the same varint.
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub struct Square(pub u64);
+
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        pub struct Tree {
+            pub name: String,
+            pub kids: Vec<Tree>,
+        }
+    }
+
+    fn proto(speaks: SchemaFn, rpcs: &'static [DeclaredRpc]) -> Description {
+        describe(&Declared {
+            fingerprint: 0,
+            display: "chat",
+            name: "chat",
+            version: 1,
+            accepts: (1, u32::MAX),
+            framing: 8,
+            inbound: Some(speaks),
+            outbound: Some(speaks),
+            rpcs,
+        })
+        .unwrap()
+    }
+
+    /// Both sides' verdicts, which must agree.
+    fn both(a: &Description, b: &Description) -> Result<(), (String, String)> {
+        match (compatible(a, b), compatible(b, a)) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(x), Err(y)) => Err((x, y)),
+            (x, y) => panic!("the two sides disagree: {x:?} / {y:?}"),
+        }
+    }
+
+    #[test]
+    fn a_compatible_change_is_accepted_both_ways() {
+        let (a, b) = (
+            proto(schema_of::<v1::Chat>, &[]),
+            proto(schema_of::<v2::Chat>, &[]),
+        );
+        both(&a, &b).unwrap();
+        both(&a, &a).unwrap();
+        // renamed fields, a recursive type
+        let (a, b) = (
+            proto(schema_of::<v1::Tree>, &[]),
+            proto(schema_of::<v2::Tree>, &[]),
+        );
+        both(&a, &b).unwrap();
+    }
+
+    #[test]
+    fn a_new_variant_without_a_catch_all_is_named_from_each_side() {
+        let (a, b) = (
+            proto(schema_of::<v1::Strict>, &[]),
+            proto(schema_of::<v2::Strict>, &[]),
+        );
+        let (old, new) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            old,
+            "the peer's `Strict` has variant `React` (tag 2), which this node's `Strict` lacks and has no catch-all for"
+        );
+        assert_eq!(
+            new,
+            "this node's `Strict` has variant `React` (tag 2), which the peer's `Strict` lacks and has no catch-all for"
+        );
+    }
+
+    #[test]
+    fn a_retyped_field_is_named() {
+        let (a, b) = (
+            proto(schema_of::<v1::Strict>, &[]),
+            proto(schema_of::<v2::Retyped>, &[]),
+        );
+        let (old, _) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            old,
+            "the peer's `Retyped::Hello.name` is `u8`, this node's is `String`"
+        );
+    }
+
+    #[test]
+    fn extra_fields_need_extensible_readers_and_defaults() {
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        struct One {
+            a: u8,
+        }
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        struct Two {
+            a: u8,
+            b: u8,
+        }
+        let (a, b) = (proto(schema_of::<One>, &[]), proto(schema_of::<Two>, &[]));
+        let (old, new) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            old,
+            "the peer's `Two` has field `b` after the last one this node knows, and this node's `One` is not extensible"
+        );
+        assert_eq!(
+            new,
+            "this node's `Two` has field `b`, which the peer's `One` lacks, and it is not `#[message(default)]`"
+        );
+    }
+
+    #[test]
+    fn rpc_subsets() {
+        const fn line(name: &'static str, request: SchemaFn, served: bool) -> DeclaredRpc {
+            DeclaredRpc {
+                name,
+                request,
+                response: schema_of::<u64>,
+                served,
+            }
+        }
+        const SERVER: &[DeclaredRpc] = &[
+            line("Square", schema_of::<v1::Square>, true),
+            line("Cube", schema_of::<v1::Cube>, true),
+        ];
+        const SQUARE_CALLER: &[DeclaredRpc] = &[line("Square", schema_of::<v2::Square>, false)];
+        const CUBE_CALLER: &[DeclaredRpc] = &[line("Cube", schema_of::<v1::Cube>, false)];
+        const ONLY_SQUARES: &[DeclaredRpc] = &[line("Square", schema_of::<v1::Square>, true)];
+        let chat = schema_of::<v1::Chat>;
+        let server = proto(chat, SERVER);
+        // a client calling a subset (with a compatible request type)
+        both(&proto(chat, SQUARE_CALLER), &server).unwrap();
+        // a client calling an rpc the peer does not serve
+        let (client, srv) =
+            both(&proto(chat, CUBE_CALLER), &proto(chat, ONLY_SQUARES)).unwrap_err();
+        assert_eq!(client, "the peer serves no `rpc Cube`");
+        assert_eq!(
+            srv,
+            "the peer calls `rpc Cube`, which this node does not serve"
+        );
+        // two callers and no server
+        let (x, _) = both(&proto(chat, CUBE_CALLER), &proto(chat, CUBE_CALLER)).unwrap_err();
+        assert_eq!(x, "neither this node nor the peer serves `rpc Cube`");
+        // rpcs on one side only: the frames differ
+        let (x, _) = both(&proto(chat, &[]), &server).unwrap_err();
+        assert!(x.contains("the peer declares rpcs"), "{x}");
+    }
+
+    #[test]
+    fn names_and_framings_must_match() {
+        let a = proto(schema_of::<v1::Chat>, &[]);
+        let mut b = a.clone();
+        b.framing = 9;
+        let (x, _) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            x,
+            "the peer frames its messages as length_delimited(length_width = 4, little_endian), this node as length_delimited(length_width = 4, big_endian)"
+        );
+        let mut b = a.clone();
+        b.name = "other".into();
+        assert!(both(&a, &b).unwrap_err().0.contains("named `other`"));
+    }
+
+    #[test]
+    fn versions_are_accepted_both_ways() {
+        let v = |version, accepts| Versions { version, accepts };
+        assert!(versions_agree("chat", v(1, (1, 2)), v(2, (1, u32::MAX))).is_ok());
+        assert_eq!(
+            versions_agree("chat", v(1, (1, 2)), v(3, (1, u32::MAX))).unwrap_err(),
+            "the peer speaks version 3 of `chat`; this node accepts 1..=2"
+        );
+        assert_eq!(
+            versions_agree("chat", v(3, (1, u32::MAX)), v(1, (1, 2))).unwrap_err(),
+            "this node speaks version 3 of `chat`, and the peer accepts 1..=2"
+        );
+        assert_eq!(
+            versions_agree("chat", v(1, (2, u32::MAX)), v(1, (1, 1))).unwrap_err(),
+            "the peer speaks version 1 of `chat`; this node accepts 2.."
+        );
+    }
+
+    #[test]
+    fn a_hostile_deep_chain_is_refused_not_overflowed() {
+        // the peer's graph: a chain of 200 one-field structs ending in u8; ours: a recursive
+        // struct that matches each link
+        #[derive(crate::Message)]
+        #[message(crate = "crate")]
+        struct Link(Option<Box<Link>>);
+        let ours = proto(schema_of::<Link>, &[]);
+        let mut theirs = ours.clone();
+        let option = theirs.types[0].clone();
+        let NodeKind::Struct { fields, .. } = &option.kind else {
+            panic!("{:?}", option.kind)
+        };
+        let option_of = fields[0].ty;
+        let base = theirs.types.len() as u32;
+        for i in 0..200u32 {
+            // struct i: (Option<struct i + 1>), as two nodes
+            let mut link = option.clone();
+            if let NodeKind::Struct { fields, .. } = &mut link.kind {
+                fields[0].ty = base + 2 * i + 1;
+            }
+            let mut opt = theirs.types[option_of as usize].clone();
+            opt.params = vec![base + 2 * i + 2];
+            theirs.types.push(link);
+            theirs.types.push(opt);
+        }
+        theirs.types.push(theirs.types[0].clone());
+        theirs.inbound = Some(base);
+        theirs.outbound = Some(base);
+        theirs.validate().unwrap();
+        let err = compatible(&ours, &theirs).unwrap_err();
+        assert!(err.contains("nests more than 64 types deep"), "{err}");
+    }
 }

@@ -375,7 +375,10 @@ mod tests {
         let mut d = describe(&declared(schema_of::<Tree>)).unwrap();
         d.inbound = Some(99);
         let err = d.validate().unwrap_err();
-        assert!(err.contains("inbound message type refers to type 99"), "{err}");
+        assert!(
+            err.contains("inbound message type refers to type 99"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,10 +17,10 @@ pub use std::{boxed::Box, io, net::SocketAddr};
 pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
 pub use crate::dsl::{
     Call, Protocol, Rpc, SendReport, WhenFull,
+    describe::{Declared, DeclaredRpc},
     ext::first_enable,
     fanout::{send_to_many_cloned, send_to_many_encoded},
     frame::{Frame, Inbound, frame_bound},
-    describe::{Declared, DeclaredRpc},
     handshake::{fingerprint_handshake, fp_mix, fp_start, method_of, rpc_shape},
     identity::connect_if_needed,
     ordered::deliver_in_order,
