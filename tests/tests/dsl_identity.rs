@@ -11,7 +11,8 @@ use std::{
 };
 
 use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
-use pea2pea_tests::{raw, wait_until_10s};
+use pea2pea_tests::{logs::LogCapture, raw, wait_until_10s};
+use tracing::Level;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -291,7 +292,8 @@ async fn dsl_18_a_non_dsl_peer_gets_a_clear_error() {
 }
 
 /// Connects to `addr` with a raw socket, reads the node's hello (magic, length, body) and
-/// sends `bytes`; returns whether the node closed the connection within 5 s.
+/// sends `bytes`, then ends its writes; returns whether the node closed the connection within
+/// 5 s.
 async fn send_after_hello(addr: SocketAddr, bytes: &[u8]) -> bool {
     let mut socket = raw::raw_connect(addr).await;
     let mut head = [0u8; 10];
@@ -300,19 +302,27 @@ async fn send_after_hello(addr: SocketAddr, bytes: &[u8]) -> bool {
     let mut hello = vec![0u8; usize::from(u16::from_be_bytes([head[8], head[9]]))];
     socket.read_exact(&mut hello).await.unwrap();
     socket.write_all(bytes).await.unwrap();
+    socket.shutdown().await.unwrap();
     raw::closed_within(&mut socket, Duration::from_secs(5)).await
 }
 
-// DSL-19: hostile hellos are refused, each closed at once and counted: a hello longer than
-// 1 KiB (no buffer of its claimed size is made), the first version's magic, a hello that
-// does not decode, and a verdict that is neither 0 nor 1; the node lives on.
+/// A hello whose description names a type it does not have: fingerprint 0, no listening
+/// address, no name, version 1 accepting 1..=1, and a description (no name, framing 8) whose
+/// inbound type is type 5 of none.
+const BAD_INDEX_HELLO: &[u8] = &[0, 0, 0, 1, 1, 1, 1, 1, 0, 8, 1, 5, 0, 0, 0];
+
+// DSL-19: hostile hellos are refused, each closed at once and counted: a hello cut short
+// (its claimed 64 KiB never come), the first version's magic, a hello that does not decode,
+// a description whose type index is out of range, and a verdict that is neither 0 nor 1; the
+// node lives on.
 #[tokio::test]
 async fn dsl_19_hostile_hellos_are_refused() {
     let a = peer("a");
     let a_addr = a.start().await.unwrap();
-    let mut too_long = b"p2pdsl/2".to_vec();
-    too_long.extend_from_slice(&u16::MAX.to_be_bytes());
-    assert!(send_after_hello(a_addr, &too_long).await, "a 64 KiB hello");
+    let mut cut_short = b"p2pdsl/2".to_vec();
+    cut_short.extend_from_slice(&u16::MAX.to_be_bytes());
+    cut_short.extend_from_slice(&[0; 100]);
+    assert!(send_after_hello(a_addr, &cut_short).await, "a hello cut short");
     let mut old = b"p2pfp/1\0".to_vec();
     old.extend_from_slice(&[0; 8]);
     assert!(send_after_hello(a_addr, &old).await, "the old magic");
@@ -323,7 +333,23 @@ async fn dsl_19_hostile_hellos_are_refused() {
         send_after_hello(a_addr, &garbled).await,
         "a hello that does not decode"
     );
-    assert_eq!(dsl::fingerprint_rejections(a.node()), 3);
+    let mut bad_index = b"p2pdsl/2".to_vec();
+    bad_index.extend_from_slice(&(BAD_INDEX_HELLO.len() as u16).to_be_bytes());
+    bad_index.extend_from_slice(BAD_INDEX_HELLO);
+    let (logs, _guard) = LogCapture::install(Level::WARN);
+    assert!(
+        send_after_hello(a_addr, &bad_index).await,
+        "a description with a bad index"
+    );
+    assert!(
+        logs.any_line_contains(
+            Level::WARN,
+            "the peer's hello is invalid: its inbound message type refers to type 5, and the description has 0"
+        ),
+        "{:?}",
+        logs.lines()
+    );
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 4);
 
     // a valid hello (the node's own, echoed: the same fingerprint), then a bad verdict
     let mut socket = raw::raw_connect(a_addr).await;
@@ -338,7 +364,7 @@ async fn dsl_19_hostile_hellos_are_refused() {
         raw::closed_within(&mut socket, Duration::from_secs(5)).await,
         "a bad verdict"
     );
-    assert_eq!(dsl::fingerprint_rejections(a.node()), 4);
+    assert_eq!(dsl::fingerprint_rejections(a.node()), 5);
     assert_eq!(a.node().num_connected(), 0);
 
     // and it still serves a DSL peer
