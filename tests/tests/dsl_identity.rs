@@ -12,8 +12,8 @@ use std::{
 
 use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
 use pea2pea_tests::{logs::LogCapture, raw, wait_until_10s};
-use tracing::Level;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::Level;
 
 #[derive(Message, Debug, Clone, PartialEq)]
 enum Note {
@@ -322,7 +322,10 @@ async fn dsl_19_hostile_hellos_are_refused() {
     let mut cut_short = b"p2pdsl/2".to_vec();
     cut_short.extend_from_slice(&u16::MAX.to_be_bytes());
     cut_short.extend_from_slice(&[0; 100]);
-    assert!(send_after_hello(a_addr, &cut_short).await, "a hello cut short");
+    assert!(
+        send_after_hello(a_addr, &cut_short).await,
+        "a hello cut short"
+    );
     let mut old = b"p2pfp/1\0".to_vec();
     old.extend_from_slice(&[0; 8]);
     assert!(send_after_hello(a_addr, &old).await, "the old magic");
