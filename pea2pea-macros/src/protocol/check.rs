@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::{LitStr, Path, Type};
 
@@ -29,8 +29,8 @@ pub struct Model {
     pub handshake_timeout_ms: Option<u64>,
     /// `version = N` (1 by default).
     pub version: u32,
-    /// `accepts = A..=B`: the inclusive range and where it is written.
-    pub accepts: Option<((u32, u32), Span)>,
+    /// `accepts = A..=B`: the inclusive range and its tokens, for errors.
+    pub accepts: Option<((u32, u32), TokenStream)>,
     pub disconnect_timeout_ms: Option<u64>,
     pub call_timeout_ms: u64,
     pub max_calls: u64,
@@ -178,14 +178,14 @@ const RULES: &[fn(&Model, &mut Errors)] = &[
 
 fn a_node_accepts_its_own_version(model: &Model, errors: &mut Errors) {
     let version = model.version;
-    let Some(((lo, hi), span)) = model.accepts else {
+    let Some(((lo, hi), tokens)) = &model.accepts else {
         return;
     };
-    if !(lo..=hi).contains(&version) {
-        errors.at_span(
-            span,
+    if !(lo..=hi).contains(&&version) {
+        errors.at(
+            tokens,
             format!(
-                "this range leaves out the node's own version ({version}): two nodes of this build could not connect; widen it to include {version}, or change `version`"
+                "`accepts` must include this node's own version, {version}: two nodes of this build could not connect; widen the range to include {version}, or change `version`"
             ),
         );
     }

@@ -2,6 +2,7 @@
 //! A malformed item is recorded and skipped, so one typo does not hide every other error.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::{
     Expr, Ident, LitBool, LitInt, LitStr, Pat, Path, Token, Type,
     ext::IdentExt,
@@ -67,11 +68,11 @@ pub enum Value {
     Bool(LitBool),
     Str(LitStr),
     Path(Path),
-    /// `A..=B` or `A..`.
+    /// `A..=B` or `A..`; `tokens` is all of it, for errors that underline the whole range.
     Range {
         start: LitInt,
         end: Option<LitInt>,
-        span: Span,
+        tokens: TokenStream,
     },
 }
 
@@ -85,7 +86,7 @@ impl Value {
             Value::Bool(b) => b.span,
             Value::Str(s) => s.span(),
             Value::Path(p) => syn::spanned::Spanned::span(p),
-            Value::Range { span, .. } => *span,
+            Value::Range { start, .. } => start.span(),
         }
     }
 }
@@ -330,11 +331,14 @@ fn setting(input: ParseStream) -> syn::Result<Setting> {
 /// `A..=B` or `A..` (a range of versions).
 fn range(input: ParseStream) -> syn::Result<Value> {
     let start: LitInt = input.parse()?;
+    let mut tokens = start.to_token_stream();
     let end = if input.peek(Token![..=]) {
-        input.parse::<Token![..=]>()?;
-        Some(input.parse::<LitInt>()?)
+        input.parse::<Token![..=]>()?.to_tokens(&mut tokens);
+        let end = input.parse::<LitInt>()?;
+        end.to_tokens(&mut tokens);
+        Some(end)
     } else {
-        input.parse::<Token![..]>()?;
+        input.parse::<Token![..]>()?.to_tokens(&mut tokens);
         if input.peek(LitInt) {
             return Err(input.error(
                 "write an inclusive range, `A..=B`, or an open one, `A..`: a range that excludes its end reads too easily as including it",
@@ -342,9 +346,7 @@ fn range(input: ParseStream) -> syn::Result<Value> {
         }
         None
     };
-    let last = end.as_ref().map_or_else(|| start.span(), LitInt::span);
-    let span = start.span().join(last).unwrap_or_else(|| start.span());
-    Ok(Value::Range { start, end, span })
+    Ok(Value::Range { start, end, tokens })
 }
 
 fn value(input: ParseStream) -> syn::Result<Value> {

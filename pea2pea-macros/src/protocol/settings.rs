@@ -3,7 +3,7 @@
 //! "has no effect" errors and the list of keys in the help all come from this table, and a test
 //! checks that DSL.md documents the same keys.
 
-use proc_macro2::Span;
+use proc_macro2::TokenStream;
 use syn::{LitInt, LitStr, Path};
 
 use super::{
@@ -56,7 +56,7 @@ enum Parsed {
     Handshake(HandshakeKind),
     Number(u64),
     Bool(bool),
-    Range((u32, u32), Span),
+    Range((u32, u32), TokenStream),
 }
 
 macro_rules! setter {
@@ -90,7 +90,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     spec("handshake",          Kind::Handshake,     Needs::Nothing,        setter!(Handshake, |m, h| m.handshake = h)),
     spec("handshake_timeout",  Kind::Duration,      Needs::Fingerprint,    setter!(Number, |m, ms| m.handshake_timeout_ms = Some(ms))),
     spec("version",            Kind::Version,       Needs::Versions,       setter!(Number, |m, v| m.version = v as u32)),
-    spec("accepts",            Kind::VersionRange,  Needs::Versions,       |m: &mut Model, parsed: Parsed| if let Parsed::Range(r, span) = parsed { m.accepts = Some((r, span)) }),
+    spec("accepts",            Kind::VersionRange,  Needs::Versions,       |m: &mut Model, parsed: Parsed| if let Parsed::Range(r, tokens) = parsed { m.accepts = Some((r, tokens)) }),
     spec("read_queue",         Kind::Count,         Needs::Reads,          setter!(Number, |m, n| m.read.queue = Some(n))),
     spec("backpressure",       Kind::Bool,          Needs::Reads,          setter!(Bool, |m, b| m.read.backpressure = Some(b))),
     spec("idle_timeout",       Kind::DurationOrOff, Needs::Reads,          setter!(Number, |m, ms| m.read.idle_timeout_ms = Some(ms))),
@@ -148,7 +148,7 @@ impl SettingSpec {
             },
             Kind::Version => version(value, errors).map(|v| Parsed::Number(v.into())),
             Kind::VersionRange => {
-                version_range(value, errors).map(|r| Parsed::Range(r, value.span()))
+                version_range(value, errors).map(|(r, tokens)| Parsed::Range(r, tokens))
             }
         }
     }
@@ -234,9 +234,9 @@ fn version(value: &Value, errors: &mut Errors) -> Option<u32> {
     }
 }
 
-/// `A..=B` or `A..`, as an inclusive pair (`A..` ends at `u32::MAX`).
-fn version_range(value: &Value, errors: &mut Errors) -> Option<(u32, u32)> {
-    let Value::Range { start, end, .. } = value else {
+/// `A..=B` or `A..`, as an inclusive pair (`A..` ends at `u32::MAX`), and its tokens.
+fn version_range(value: &Value, errors: &mut Errors) -> Option<((u32, u32), TokenStream)> {
+    let Value::Range { start, end, tokens } = value else {
         return wrong(
             value,
             "expected a range of versions, as in `accepts = 1..=2` or `accepts = 2..`",
@@ -249,11 +249,11 @@ fn version_range(value: &Value, errors: &mut Errors) -> Option<(u32, u32)> {
         None => u32::MAX,
     };
     if hi < lo {
-        return wrong(
-            value,
-            "this range is empty: its end is below its start",
-            errors,
+        errors.at(
+            tokens,
+            "this range of versions is empty: its end is below its start",
         );
+        return None;
     }
-    Some((lo, hi))
+    Some(((lo, hi), tokens.clone()))
 }

@@ -93,7 +93,10 @@ fn declared(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
     let name = model.name.as_ref().map(|n| n.value()).unwrap_or_default();
     let version = model.version;
-    let (lo, hi) = model.accepts.map_or((0, u32::MAX), |(range, _)| range);
+    let (lo, hi) = model
+        .accepts
+        .as_ref()
+        .map_or((0, u32::MAX), |(range, _)| *range);
     let framing = framing_code(model, rt);
     let schema = |ty: &Option<Type>| match ty {
         Some(ty) => quote!(#rt::Some(#rt::schema_of::<#ty>)),
