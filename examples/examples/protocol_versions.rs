@@ -16,8 +16,13 @@
 //!   `Unknown { tag, body }`, which he relays back to her unchanged: she gets her `React`;
 //! * nobody drops a connection.
 //!
-//! Each node prints what it understood. Two Rust types stand for the two versions, as two
-//! builds of one program would.
+//! Both declare `handshake = fingerprint` with a `version` and the versions they `accept`: the
+//! handshake compares their protocols part by part and lets them connect. Carol runs a build
+//! that changed `Say`'s text into a number, a change old readers cannot follow: her handshake
+//! with alice is refused on both sides, each saying what differs.
+//!
+//! Each node prints what it understood. Rust types in modules stand for the versions, as
+//! separate builds of one program would.
 
 use std::{
     io,
@@ -98,6 +103,18 @@ mod v2 {
     }
 }
 
+/// A build that broke the protocol: `Say` carries a number where version 1 has text.
+mod broken {
+    use pea2pea::Message;
+
+    #[derive(Message, Debug, Clone)]
+    #[message(extensible)]
+    pub enum Chat {
+        Hello { name: String },
+        Say(u64),
+    }
+}
+
 /// What a node understood, in order.
 type Heard = Arc<Mutex<Vec<String>>>;
 
@@ -115,6 +132,10 @@ struct Bob {
 
 protocol! {
     Bob speaks v1::Chat {
+        name = "chat",
+        handshake = fingerprint,
+        version = 1,
+        accepts = 1..=2,
         on v1::Chat::Hello { name } => note(self.node(), &self.heard, format!("Hello from {name}")),
         on v1::Chat::Say(text) => note(self.node(), &self.heard, format!("Say {text:?}")),
         on v1::Chat::Status(status) => note(self.node(), &self.heard, format!("{:?}", status.0)),
@@ -138,6 +159,10 @@ struct Alice {
 
 protocol! {
     Alice speaks v2::Chat {
+        name = "chat",
+        handshake = fingerprint,
+        version = 2,
+        accepts = 1..,
         on v2::Chat::Hello { name, agent } => {
             note(self.node(), &self.heard, format!("Hello from {name}, agent {agent:?}"))
         }
@@ -149,6 +174,21 @@ protocol! {
         on v2::Chat::Unknown { tag, .. } => {
             note(self.node(), &self.heard, format!("a variant it does not know (tag {tag})"))
         }
+    }
+}
+
+#[pea2pea::node]
+#[derive(Clone)]
+struct Carol {
+    node: Node,
+}
+
+protocol! {
+    Carol speaks broken::Chat {
+        name = "chat",
+        handshake = fingerprint,
+        version = 2,
+        on _ => {},
     }
 }
 
@@ -225,8 +265,14 @@ async fn main() -> io::Result<()> {
             "the connection dropped"
         }
     );
+    let refused = carol_is_refused(&alice).await?;
     alice.node().shut_down().await;
     bob.node().shut_down().await;
+    if !refused {
+        return Err(io::Error::other(
+            "carol's handshake with alice was not refused naming `Chat::Say.0`",
+        ));
+    }
     if done && connected {
         Ok(())
     } else {
@@ -234,6 +280,31 @@ async fn main() -> io::Result<()> {
             "not every message was understood within 10s",
         ))
     }
+}
+
+/// Carol dials alice; returns whether both refused, naming the field that changed.
+async fn carol_is_refused(alice: &Alice) -> io::Result<bool> {
+    let carol = Carol {
+        node: Node::new(config("carol")),
+    };
+    carol.start().await?;
+    let alice_addr = alice.node().listening_addr().await?;
+    println!("\ncarol's build changed `Say(String)` into `Say(u64)`; she dials alice:");
+    let refused = match carol.node().connect(alice_addr).await {
+        Ok(()) => false,
+        Err(e) => {
+            println!("carol: {e}");
+            e.to_string()
+                .contains("`Chat::Say.0` is `String`, this node's is `u64`")
+        }
+    };
+    // alice refuses too, and says so in her log (a warning naming her node)
+    let alice_refused = wait_until(Duration::from_secs(5), || {
+        pea2pea::dsl::fingerprint_rejections(alice.node()) == 1
+    })
+    .await;
+    carol.node().shut_down().await;
+    Ok(refused && alice_refused)
 }
 
 /// The address of the first peer connected to `node`, once there is one.
