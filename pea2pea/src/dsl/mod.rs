@@ -98,7 +98,9 @@ pub trait Protocol {
 
     /// A stable 64-bit hash of the declaration: its name, the [`Message::SHAPE`] of every
     /// message, request and response type, and the framing. Two builds whose declarations
-    /// differ get different fingerprints; `handshake = fingerprint` exchanges it on connect.
+    /// differ get different fingerprints; `handshake = fingerprint` exchanges it on connect,
+    /// and compares it when a peer sends no description of its protocol (an older build, or
+    /// a description too large for a hello); otherwise the descriptions decide, part by part.
     const FINGERPRINT: u64;
 }
 
