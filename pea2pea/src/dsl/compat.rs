@@ -387,13 +387,13 @@ impl<'a> Compare<'a> {
             Dir::WeRead => ("this node's", "the peer's", "this node"),
             Dir::TheyRead => ("the peer's", "this node's", "the peer"),
         };
-        if let Some(extra) = f.writer.get(f.reader.len()) {
-            if !f.extensible {
-                return Err(format!(
-                    "{w_whose} `{w_path}` has field `{}` after the last one {r_who} knows, and {r_whose} `{r_path}` is not extensible",
-                    extra.name,
-                ));
-            }
+        // a writer's extra fields are skipped only by an extensible reader
+        let unskippable = f.writer.get(f.reader.len()).filter(|_| !f.extensible);
+        if let Some(extra) = unskippable {
+            return Err(format!(
+                "{w_whose} `{w_path}` has field `{}` after the last one {r_who} knows, and {r_whose} `{r_path}` is not extensible",
+                extra.name,
+            ));
         }
         if let Some(extra) = f.reader.iter().skip(f.writer.len()).find(|r| !r.default) {
             return Err(format!(
