@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use super::describe::{Description, Field, NodeKind, RpcLine};
+use super::describe::{Description, Field, NodeKind, RpcLine, Variant};
 
 /// How deep a comparison goes before it gives up (a peer's description is untrusted: this
 /// bounds the recursion, whatever its graph).
@@ -201,47 +201,46 @@ impl<'a> Compare<'a> {
                 ours.name
             ));
         }
-        let ctx = |part: &'static str| {
-            let name = ours.name.clone();
-            move |e: String| format!("in `rpc {name}`'s {part}: {e}")
-        };
         let at = |desc, ty| At { desc, ty };
         let (o, t) = (self.ours, self.theirs);
-        if ours.served {
-            self.value(
+        // (whether it applies, which part, reader, writer): the server reads the request,
+        // the caller reads the response
+        let checks = [
+            (
+                ours.served,
+                "request",
                 at(o, ours.request),
                 at(t, theirs.request),
-                Dir::WeRead,
-                0,
-                None,
-            )
-            .map_err(ctx("request"))?;
-            self.value(
+            ),
+            (
+                ours.served,
+                "response",
                 at(t, theirs.response),
                 at(o, ours.response),
-                Dir::TheyRead,
-                0,
-                None,
-            )
-            .map_err(ctx("response"))?;
-        }
-        if theirs.served {
-            self.value(
+            ),
+            (
+                theirs.served,
+                "request",
                 at(t, theirs.request),
                 at(o, ours.request),
-                Dir::TheyRead,
-                0,
-                None,
-            )
-            .map_err(ctx("request"))?;
-            self.value(
+            ),
+            (
+                theirs.served,
+                "response",
                 at(o, ours.response),
                 at(t, theirs.response),
-                Dir::WeRead,
-                0,
-                None,
-            )
-            .map_err(ctx("response"))?;
+            ),
+        ];
+        for (applies, part, reader, writer) in checks {
+            let dir = if std::ptr::eq(reader.desc, o) {
+                Dir::WeRead
+            } else {
+                Dir::TheyRead
+            };
+            if applies {
+                self.value(reader, writer, dir, 0, None)
+                    .map_err(|e| format!("in `rpc {}`'s {part}: {e}", ours.name))?;
+            }
         }
         Ok(())
     }
@@ -283,12 +282,16 @@ impl<'a> Compare<'a> {
         };
         match (&r.kind, &w.kind) {
             (NodeKind::Opaque, NodeKind::Opaque) => {
-                if family(reader) != family(writer) || r.params.len() != w.params.len() {
+                let family = family(reader);
+                if family != self::family(writer) {
                     return differ();
                 }
-                // `Vec<u8>` is in the byte-string family: its parameter is settled
-                if family(reader) == Family::Bytes {
+                // a byte string's parameters (`Vec<u8>`'s `u8`) are settled by its family
+                if family == Family::Bytes {
                     return Ok(());
+                }
+                if r.params.len() != w.params.len() {
+                    return differ();
                 }
                 for (&rp, &wp) in r.params.iter().zip(&w.params) {
                     let (rp, wp) = (At { ty: rp, ..reader }, At { ty: wp, ..writer });
@@ -319,40 +322,55 @@ impl<'a> Compare<'a> {
                 },
                 NodeKind::Enum { variants: wv, .. },
             ) => {
-                for w_variant in wv {
-                    let Some(r_variant) = rv.iter().find(|v| v.tag == w_variant.tag) else {
-                        if *catch_all {
-                            continue;
-                        }
-                        let (owner, lacker) = match dir {
-                            Dir::WeRead => ("the peer's", "this node's"),
-                            Dir::TheyRead => ("this node's", "the peer's"),
-                        };
-                        let this_name = &this.desc.types[this.ty as usize].name;
-                        let (w_name, r_name) = match dir {
-                            Dir::WeRead => (peer_name, this_name),
-                            Dir::TheyRead => (this_name, peer_name),
-                        };
-                        return Err(format!(
-                            "{owner} `{w_name}` has variant `{}` (tag {}), which {lacker} `{r_name}` lacks and has no catch-all for",
-                            w_variant.name, w_variant.tag
-                        ));
-                    };
-                    let fields = Fields {
-                        reader: &r_variant.fields,
-                        writer: &w_variant.fields,
-                        extensible: *extensible,
-                        paths: (
-                            format!("{}::{}", r.name, r_variant.name),
-                            format!("{}::{}", w.name, w_variant.name),
-                        ),
-                    };
-                    self.fields(reader, writer, fields, dir, depth)?;
-                }
-                Ok(())
+                let reading = Variants {
+                    reader: (&r.name, rv),
+                    writer: (&w.name, wv),
+                    catch_all: *catch_all,
+                    extensible: *extensible,
+                };
+                self.variants(reader, writer, reading, dir, depth)
             }
             _ => differ(),
         }
+    }
+
+    /// Each writer variant: the reader's of the same tag, with compatible fields, or its
+    /// catch-all.
+    fn variants(
+        &mut self,
+        reader: At<'a>,
+        writer: At<'a>,
+        v: Variants<'a>,
+        dir: Dir,
+        depth: usize,
+    ) -> Result<(), String> {
+        let ((r_name, rv), (w_name, wv)) = (v.reader, v.writer);
+        for w_variant in wv {
+            let Some(r_variant) = rv.iter().find(|r| r.tag == w_variant.tag) else {
+                if v.catch_all {
+                    continue;
+                }
+                let (owner, lacker) = match dir {
+                    Dir::WeRead => ("the peer's", "this node's"),
+                    Dir::TheyRead => ("this node's", "the peer's"),
+                };
+                return Err(format!(
+                    "{owner} `{w_name}` has variant `{}` (tag {}), which {lacker} `{r_name}` lacks and has no catch-all for",
+                    w_variant.name, w_variant.tag
+                ));
+            };
+            let fields = Fields {
+                reader: &r_variant.fields,
+                writer: &w_variant.fields,
+                extensible: v.extensible,
+                paths: (
+                    format!("{r_name}::{}", r_variant.name),
+                    format!("{w_name}::{}", w_variant.name),
+                ),
+            };
+            self.fields(reader, writer, fields, dir, depth)?;
+        }
+        Ok(())
     }
 
     /// Positional fields: the common ones compatible, the writer's extra ones skipped by an
@@ -403,6 +421,14 @@ impl<'a> Compare<'a> {
         }
         Ok(())
     }
+}
+
+/// The variants of an enum on both sides, with their type's name, and the reader's options.
+struct Variants<'a> {
+    reader: (&'a str, &'a [Variant]),
+    writer: (&'a str, &'a [Variant]),
+    catch_all: bool,
+    extensible: bool,
 }
 
 /// The fields of a struct or of one variant, on both sides.
@@ -687,6 +713,22 @@ mod tests {
         let mut b = a.clone();
         b.name = "other".into();
         assert!(both(&a, &b).unwrap_err().0.contains("named `other`"));
+    }
+
+    #[test]
+    fn opaque_types_match_within_their_families() {
+        use std::collections::{BTreeMap, BTreeSet, HashMap};
+        let ok = |a: SchemaFn, b: SchemaFn| both(&proto(a, &[]), &proto(b, &[]));
+        ok(schema_of::<String>, schema_of::<Vec<u8>>).unwrap();
+        ok(schema_of::<Bytes>, schema_of::<String>).unwrap();
+        ok(schema_of::<Vec<u32>>, schema_of::<BTreeSet<u64>>).unwrap();
+        ok(schema_of::<HashMap<u16, String>>, schema_of::<BTreeMap<u64, Bytes>>).unwrap();
+        ok(schema_of::<Box<u32>>, schema_of::<u64>).unwrap();
+        let (x, _) = ok(schema_of::<u8>, schema_of::<u16>).unwrap_err();
+        assert_eq!(x, "the peer's `u16` is `u16`, this node's is `u8`");
+        let (x, _) = ok(schema_of::<Vec<u16>>, schema_of::<Vec<i16>>).unwrap_err();
+        assert_eq!(x, "the peer's `i16` is `i16`, this node's is `u16`");
+        ok(schema_of::<Option<u8>>, schema_of::<u8>).unwrap_err();
     }
 
     #[test]
