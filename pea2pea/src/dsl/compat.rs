@@ -722,7 +722,11 @@ mod tests {
         ok(schema_of::<String>, schema_of::<Vec<u8>>).unwrap();
         ok(schema_of::<Bytes>, schema_of::<String>).unwrap();
         ok(schema_of::<Vec<u32>>, schema_of::<BTreeSet<u64>>).unwrap();
-        ok(schema_of::<HashMap<u16, String>>, schema_of::<BTreeMap<u64, Bytes>>).unwrap();
+        ok(
+            schema_of::<HashMap<u16, String>>,
+            schema_of::<BTreeMap<u64, Bytes>>,
+        )
+        .unwrap();
         ok(schema_of::<Box<u32>>, schema_of::<u64>).unwrap();
         let (x, _) = ok(schema_of::<u8>, schema_of::<u16>).unwrap_err();
         assert_eq!(x, "the peer's `u16` is `u16`, this node's is `u8`");

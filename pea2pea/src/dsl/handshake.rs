@@ -224,10 +224,18 @@ where
     if magic != MAGIC {
         return Err("the peer did not send a pea2pea DSL hello: it does not speak a `protocol!` with `handshake = fingerprint`".into());
     }
-    // at most `MAX_HELLO`: a u16 says no more
-    let len = usize::from(stream.read_u16().await.map_err(io_err)?);
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await.map_err(io_err)?;
+    // at most `MAX_HELLO` (a u16 says no more), and the buffer grows with what arrives, not
+    // with what the length claims
+    let len = stream.read_u16().await.map_err(io_err)?;
+    let mut body = Vec::new();
+    let mut limited = (&mut *stream).take(u64::from(len));
+    limited.read_to_end(&mut body).await.map_err(io_err)?;
+    if body.len() < usize::from(len) {
+        return Err(format!(
+            "the handshake failed: the peer's hello ended after {} of its {len} bytes",
+            body.len()
+        ));
+    }
     Hello::from_bytes(Bytes::from(body)).map_err(|e| format!("the peer's hello is invalid: {e}"))
 }
 
