@@ -75,7 +75,7 @@ pub async fn fingerprint_handshake<H: Handshake>(
     let listening = node.listening_addr().await.ok();
     let mut node_name = node.name().to_owned();
     truncate(&mut node_name, 255);
-    let hello = Hello {
+    let mut hello = Hello {
         fingerprint: declared.fingerprint,
         listening,
         name: node_name,
@@ -85,7 +85,7 @@ pub async fn fingerprint_handshake<H: Handshake>(
         }),
         description: describe::describe(declared),
     };
-    let body = encode_hello(&node, hello.clone());
+    let body = encode_hello(&node, &mut hello);
     let stream = this.borrow_stream(&mut conn);
     let agreed = exchange_hellos(stream, &body)
         .await
@@ -153,8 +153,9 @@ pub async fn fingerprint_handshake<H: Handshake>(
     ))
 }
 
-/// Encodes this node's hello; one whose description does not fit goes without it.
-fn encode_hello(node: &crate::Node, mut hello: Hello) -> Bytes {
+/// Encodes this node's hello; one whose description does not fit goes without it, and
+/// `hello` is left as sent (both sides must judge the hellos that were sent).
+fn encode_hello(node: &crate::Node, hello: &mut Hello) -> Bytes {
     let body = hello.to_bytes();
     if body.len() <= MAX_HELLO {
         return body;
@@ -285,4 +286,56 @@ pub const fn rpc_shape(request: u64, response: u64) -> u64 {
 /// handshake compares the types.
 pub const fn method_of(request: &str) -> u64 {
     fp_mix(fp_start("rpc"), fingerprint(request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Config, Node,
+        dsl::describe::{NodeKind, TypeNode},
+    };
+
+    fn description(types: usize) -> Description {
+        let node = TypeNode {
+            name: "T".repeat(255),
+            kind: NodeKind::Opaque,
+            params: Vec::new(),
+        };
+        Description {
+            name: "chat".into(),
+            framing: 8,
+            inbound: Some(0),
+            outbound: Some(0),
+            rpcs: Vec::new(),
+            types: vec![node; types],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_description_too_large_for_a_hello_is_left_out() {
+        let node = Node::new(Config::loopback());
+        let mut hello = Hello {
+            fingerprint: 7,
+            listening: None,
+            name: "n".into(),
+            versions: Some(Versions {
+                version: 1,
+                accepts: (1, 1),
+            }),
+            description: Some(description(2)),
+        };
+        let small = encode_hello(&node, &mut hello);
+        assert!(hello.description.is_some());
+        assert_eq!(Hello::from_bytes(small).unwrap(), hello);
+
+        // 300 names of 255 bytes: more than 64 KiB
+        hello.description = Some(description(300));
+        let body = encode_hello(&node, &mut hello);
+        assert!(body.len() <= MAX_HELLO);
+        assert_eq!(hello.description, None, "the hello is left as sent");
+        let sent = Hello::from_bytes(body).unwrap();
+        assert_eq!(sent.description, None);
+        assert_eq!(sent.versions, hello.versions);
+    }
 }
