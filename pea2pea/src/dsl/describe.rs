@@ -271,7 +271,10 @@ impl Description {
                 check(index, &|| format!("its {which} message type"))?;
             }
         }
-        for rpc in &self.rpcs {
+        for (i, rpc) in self.rpcs.iter().enumerate() {
+            if self.rpcs[..i].iter().any(|r| r.name == rpc.name) {
+                return Err(format!("it lists `rpc {}` twice", rpc.name));
+            }
             check(rpc.request, &|| format!("`rpc {}`'s request", rpc.name))?;
             check(rpc.response, &|| format!("`rpc {}`'s response", rpc.name))?;
         }
