@@ -59,6 +59,8 @@ mod renamed {
             name = "hygiene",
             handshake = fingerprint,
             handshake_timeout = 2 s,
+            version = 2,
+            accepts = 1..=3,
             read_queue = 32,
             backpressure = true,
             idle_timeout = 1 min,

@@ -22,6 +22,8 @@ fn a_crate_override_replaces_every_runtime_path() {
             crate = ::p2p,
             handshake = fingerprint,
             handshake_timeout = 1 s,
+            version = 3,
+            accepts = 2..,
             on Chat::A from addr => {},
             on _ => {},
             rpc Ping(n) from addr -> Pong => Pong(n),
