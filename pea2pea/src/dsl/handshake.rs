@@ -73,18 +73,7 @@ pub async fn fingerprint_handshake<H: Handshake>(
     let _dialling =
         (side == ConnectionSide::Initiator).then(|| identity::Dialling::start(&node, addr));
     let listening = node.listening_addr().await.ok();
-    let mut node_name = node.name().to_owned();
-    truncate(&mut node_name, 255);
-    let mut hello = Hello {
-        fingerprint: declared.fingerprint,
-        listening,
-        name: node_name,
-        versions: Some(Versions {
-            version: declared.version,
-            accepts: declared.accepts,
-        }),
-        description: describe::describe(declared),
-    };
+    let mut hello = our_hello(&node, declared, listening);
     let body = encode_hello(&node, &mut hello);
     let stream = this.borrow_stream(&mut conn);
     let agreed = exchange_hellos(stream, &body)
@@ -153,6 +142,22 @@ pub async fn fingerprint_handshake<H: Handshake>(
     ))
 }
 
+/// What this node says about itself.
+fn our_hello(node: &crate::Node, declared: &Declared, listening: Option<SocketAddr>) -> Hello {
+    let mut name = node.name().to_owned();
+    truncate(&mut name, 255);
+    Hello {
+        fingerprint: declared.fingerprint,
+        listening,
+        name,
+        versions: Some(Versions {
+            version: declared.version,
+            accepts: declared.accepts,
+        }),
+        description: describe::describe(declared),
+    }
+}
+
 /// Encodes this node's hello; one whose description does not fit goes without it, and
 /// `hello` is left as sent (both sides must judge the hellos that were sent).
 fn encode_hello(node: &crate::Node, hello: &mut Hello) -> Bytes {
@@ -204,7 +209,9 @@ fn agree(
     Ok((theirs, None))
 }
 
-/// Writes our hello and reads the peer's; the error is the reason to reject it.
+/// Writes our hello and reads the peer's, both at once (a hello of up to 64 KiB may not fit
+/// in the socket buffers, so neither side may wait for its write before it reads); the error
+/// is the reason to reject the peer.
 async fn exchange_hellos<S>(stream: &mut S, body: &[u8]) -> Result<Hello, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -213,10 +220,18 @@ where
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
-    // both sides write first: a hello always fits in the socket buffers, so nobody waits
-    let io_err = |e: io::Error| format!("the handshake failed: {e}");
-    stream.write_all(&out).await.map_err(io_err)?;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let write = async { writer.write_all(&out).await.map_err(io_err) };
+    let ((), theirs) = tokio::try_join!(write, read_hello(&mut reader))?;
+    Ok(theirs)
+}
 
+fn io_err(e: io::Error) -> String {
+    format!("the handshake failed: {e}")
+}
+
+/// Reads the peer's magic and hello.
+async fn read_hello<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> Result<Hello, String> {
     let mut magic = [0u8; 8];
     stream.read_exact(&mut magic).await.map_err(io_err)?;
     if magic == OLD_MAGIC {
