@@ -9,6 +9,10 @@
 //! compatible fields) or a catch-all; opaque types are equal by name and parameters, within
 //! the families the format makes interchangeable (`u16`..`u64`, `String`/`Bytes`/`Vec<u8>`,
 //! sequences, maps).
+//!
+//! A received description is untrusted, so types are compared from a work list (no recursion,
+//! however deep they nest), each pair once (recursive types end, the work is bounded by the
+//! pairs of types); the verdict is "some pair of types met fails", whatever the order.
 
 use std::collections::HashSet;
 
@@ -51,9 +55,14 @@ pub(crate) fn versions_agree(name: &str, ours: Versions, theirs: Versions) -> Re
 /// first difference.
 pub(crate) fn compatible(ours: &Description, theirs: &Description) -> Result<(), String> {
     if ours.name != theirs.name {
+        let named = |name: &str| match name {
+            "" => "has no `name`".to_owned(),
+            name => format!("is named `{name}`"),
+        };
         return Err(format!(
-            "the peer's protocol is named `{}`, this node's `{}`",
-            theirs.name, ours.name
+            "the peer's protocol {}, this node's {}",
+            named(&theirs.name),
+            named(&ours.name)
         ));
     }
     if ours.framing != theirs.framing {
@@ -706,7 +715,17 @@ mod tests {
         );
         let mut b = a.clone();
         b.name = "other".into();
-        assert!(both(&a, &b).unwrap_err().0.contains("named `other`"));
+        let (x, _) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            x,
+            "the peer's protocol is named `other`, this node's is named `chat`"
+        );
+        b.name = String::new();
+        let (_, y) = both(&a, &b).unwrap_err();
+        assert_eq!(
+            y,
+            "the peer's protocol is named `chat`, this node's has no `name`"
+        );
     }
 
     #[test]
