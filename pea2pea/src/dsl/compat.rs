@@ -1,7 +1,8 @@
 //! Whether two peers' protocols can talk, from their [`Description`]s and versions: a pure
 //! function, evaluated by both sides, which check the same conditions (each side's reads
 //! against the other's writes, both ways) and so reach the same verdict. The reason names the
-//! first difference from this node's point of view.
+//! differences from this node's point of view: the first one in each direction and each rpc,
+//! so that both sides name the same ones.
 //!
 //! The rules are DSL.md's "What is safe to change": fields are positional (names are not on the
 //! wire); a writer's extra trailing fields need an `extensible` reader, a reader's extra fields
@@ -52,7 +53,7 @@ pub(crate) fn versions_agree(name: &str, ours: Versions, theirs: Versions) -> Re
 }
 
 /// Whether the protocols described by `ours` and `theirs` can talk; the error names the
-/// first difference.
+/// differences (the first one met in each direction and in each rpc, at most `MAX_NAMED`).
 pub(crate) fn compatible(ours: &Description, theirs: &Description) -> Result<(), String> {
     if ours.name != theirs.name {
         let named = |name: &str| match name {
@@ -83,27 +84,53 @@ pub(crate) fn compatible(ours: &Description, theirs: &Description) -> Result<(),
         ),
         _ => {}
     }
+    // every difference is named (both directions), so that both sides report the same ones
+    let mut differences = Vec::new();
     let mut cmp = Compare::new(ours, theirs);
-    cmp.messages(ours.inbound, theirs.outbound, Dir::WeRead)?;
-    cmp.messages(theirs.inbound, ours.outbound, Dir::TheyRead)?;
+    differences.extend(
+        cmp.messages(ours.inbound, theirs.outbound, Dir::WeRead)
+            .err(),
+    );
+    differences.extend(
+        cmp.messages(theirs.inbound, ours.outbound, Dir::TheyRead)
+            .err(),
+    );
     for rpc in &ours.rpcs {
-        match theirs.rpcs.iter().find(|r| r.name == rpc.name) {
-            Some(peer) => cmp.rpc(rpc, peer)?,
-            None if rpc.served => {} // the peer never calls it
-            None => return Err(format!("the peer serves no `rpc {}`", rpc.name)),
-        }
+        let found = match theirs.rpcs.iter().find(|r| r.name == rpc.name) {
+            Some(peer) => cmp.rpc(rpc, peer),
+            None if rpc.served => Ok(()), // the peer never calls it
+            None => Err(format!("the peer serves no `rpc {}`", rpc.name)),
+        };
+        differences.extend(found.err());
     }
     for rpc in &theirs.rpcs {
         let ours_has = ours.rpcs.iter().any(|r| r.name == rpc.name);
         if !ours_has && !rpc.served {
-            return Err(format!(
+            differences.push(format!(
                 "the peer calls `rpc {}`, which this node does not serve",
                 rpc.name
             ));
         }
     }
-    Ok(())
+    // a difference that both directions meet (a field whose types differ) is named once
+    let mut named = HashSet::new();
+    differences.retain(|d| named.insert(d.clone()));
+    match differences.len() {
+        0 => Ok(()),
+        n if n > MAX_NAMED => {
+            differences.truncate(MAX_NAMED);
+            Err(format!(
+                "{}; and {} more",
+                differences.join("; "),
+                n - MAX_NAMED
+            ))
+        }
+        _ => Err(differences.join("; ")),
+    }
 }
+
+/// How many differences a refusal names (a hostile description could make many).
+const MAX_NAMED: usize = 4;
 
 /// The framing code of the fingerprint, in words.
 fn framing(code: u64) -> String {
@@ -167,18 +194,18 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// "the peer's `X` is `A`, this node's is `B`".
+    /// "the peer's `X` is `A`, this node's is `B`" (or, outside a field, "the peer has `A`
+    /// where this node has `B`").
     fn differ(&self) -> String {
         let (peer, this) = match self.dir {
             Dir::WeRead => (self.writer, self.reader),
             Dir::TheyRead => (self.reader, self.writer),
         };
-        format!(
-            "the peer's `{}` is `{}`, this node's is `{}`",
-            self.path.as_deref().unwrap_or(&peer.node().name),
-            peer.desc.render(peer.ty),
-            this.desc.render(this.ty)
-        )
+        let (theirs, ours) = (peer.desc.render(peer.ty), this.desc.render(this.ty));
+        match &self.path {
+            Some(path) => format!("the peer's `{path}` is `{theirs}`, this node's is `{ours}`"),
+            None => format!("the peer has `{theirs}` where this node has `{ours}`"),
+        }
     }
 }
 
@@ -656,13 +683,16 @@ mod tests {
         }
         let (a, b) = (proto(schema_of::<One>, &[]), proto(schema_of::<Two>, &[]));
         let (old, new) = both(&a, &b).unwrap_err();
+        // each side names both directions' difference, its own reading first
         assert_eq!(
             old,
-            "the peer's `Two` has field `b` after the last one this node knows, and this node's `One` is not extensible"
+            "the peer's `Two` has field `b` after the last one this node knows, and this node's `One` is not extensible; \
+             the peer's `Two` has field `b`, which this node's `One` lacks, and it is not `#[message(default)]`"
         );
         assert_eq!(
             new,
-            "this node's `Two` has field `b`, which the peer's `One` lacks, and it is not `#[message(default)]`"
+            "this node's `Two` has field `b`, which the peer's `One` lacks, and it is not `#[message(default)]`; \
+             this node's `Two` has field `b` after the last one the peer knows, and the peer's `One` is not extensible"
         );
     }
 
@@ -742,9 +772,9 @@ mod tests {
         .unwrap();
         ok(schema_of::<Box<u32>>, schema_of::<u64>).unwrap();
         let (x, _) = ok(schema_of::<u8>, schema_of::<u16>).unwrap_err();
-        assert_eq!(x, "the peer's `u16` is `u16`, this node's is `u8`");
+        assert_eq!(x, "the peer has `u16` where this node has `u8`");
         let (x, _) = ok(schema_of::<Vec<u16>>, schema_of::<Vec<i16>>).unwrap_err();
-        assert_eq!(x, "the peer's `i16` is `i16`, this node's is `u16`");
+        assert_eq!(x, "the peer has `i16` where this node has `u16`");
         ok(schema_of::<Option<u8>>, schema_of::<u8>).unwrap_err();
     }
 
