@@ -1,7 +1,12 @@
 //! The types that describe a connection: who started it, how it ended, and the [`Connection`]
 //! that a [`Handshake`] works on.
 
-use std::{fmt, net::SocketAddr, ops::Not, sync::Arc};
+use std::{
+    fmt,
+    net::SocketAddr,
+    ops::Not,
+    sync::{Arc, OnceLock},
+};
 
 use tracing::Span;
 
@@ -107,6 +112,8 @@ pub struct ConnectionInfo {
     side: ConnectionSide,
     stats: Arc<Stats>,
     span: Span,
+    /// Why the connection ended: set once, by the first cause, shared by every clone.
+    close_reason: Arc<OnceLock<String>>,
 }
 
 impl ConnectionInfo {
@@ -117,6 +124,7 @@ impl ConnectionInfo {
             side,
             stats: Default::default(),
             span,
+            close_reason: Default::default(),
         }
     }
 
@@ -151,6 +159,35 @@ impl ConnectionInfo {
     #[inline]
     pub fn span(&self) -> &Span {
         &self.span
+    }
+
+    /// Why the connection is ending, once it is: `None` while it is up. Every teardown records
+    /// a reason before [`OnDisconnect::on_disconnect`] runs, so the hook always finds one (its
+    /// [docs](OnDisconnect) show how): what the reader met ("the peer closed the connection",
+    /// the codec's error, a read error, the idle timeout), the writer's error, a panic, the
+    /// reason given to [`Node::disconnect_with_reason`], or else the teardown's own ("this node
+    /// disconnected it", "this node is shutting down").
+    ///
+    /// The first reason recorded is the one kept. When causes race, it is the first cause's,
+    /// which is not always the one that won the teardown (the [`DisconnectOrigin`]).
+    pub fn close_reason(&self) -> Option<String> {
+        self.close_reason.get().cloned()
+    }
+
+    /// Records why the connection is ending, unless a reason is already recorded (the first
+    /// one is kept); returns whether `reason` was recorded. For code that ends a connection
+    /// in steps, as a layer over the engine does: record, then disconnect (by id, with
+    /// [`Node::disconnect_connection`]). A reason recorded on a connection that then stays up
+    /// is reported whenever it ends: [`Node::disconnect_with_reason`] is the one-step form.
+    pub fn record_close_reason(&self, reason: impl Into<String>) -> bool {
+        self.close_reason.set(reason.into()).is_ok()
+    }
+
+    /// Records the reason made by `reason` if none is recorded yet (made only then).
+    pub(crate) fn record_close_reason_with(&self, reason: impl FnOnce() -> String) {
+        if self.close_reason.get().is_none() {
+            let _ = self.close_reason.set(reason());
+        }
     }
 }
 

@@ -23,6 +23,8 @@ use crate::{ConnectionInfo, Node};
 /// stats.register_received_message(4);
 /// assert_eq!(stats.sent(), (2, 10));
 /// assert_eq!(stats.received(), (1, 4));
+/// stats.register_decode_failure(); // a frame that could not be decoded
+/// assert_eq!(stats.decode_failures(), 1);
 /// assert!(stats.created().elapsed().as_secs() < 60);
 /// ```
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Stats {
     created: Instant,
     sent: Counters,
     received: Counters,
+    /// Frames the codec refused: the rare path, kept off the received half's cache line.
+    decode_failures: AtomicU64,
 }
 
 /// A message count and a byte count, on a cache line of their own: the sent and received
@@ -76,6 +80,7 @@ impl Default for Stats {
             created: Instant::now(),
             sent: Default::default(),
             received: Default::default(),
+            decode_failures: AtomicU64::new(0),
         }
     }
 }
@@ -97,6 +102,19 @@ impl Stats {
     #[inline]
     pub(crate) fn register_received_by_reader(&self, size: usize) {
         self.received.add_owned(1, size as u64);
+    }
+
+    /// Counts one frame that could not be decoded. The engine calls this when a connection's
+    /// codec returns an error; code that decodes part of a message later (as the DSL decodes
+    /// an rpc request in its handler) calls it for its own failures.
+    pub fn register_decode_failure(&self) {
+        self.decode_failures.fetch_add(1, Relaxed);
+    }
+
+    /// How many frames could not be decoded: each one ended its connection. A node counts
+    /// those of all its connections over its life.
+    pub fn decode_failures(&self) -> u64 {
+        self.decode_failures.load(Relaxed)
     }
 
     /// When these stats (and so the node or connection) were created, on std's clock: in a

@@ -16,7 +16,7 @@ use std::{
 use tokio::task::JoinHandle;
 use tracing::error;
 
-use crate::{DisconnectOrigin, Node};
+use crate::{ConnectionInfo, DisconnectOrigin, Node};
 
 /// A type-erased future the engine can spawn.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -64,6 +64,8 @@ pub(crate) struct DisconnectGuard {
     pub(crate) node: Node,
     pub(crate) addr: SocketAddr,
     pub(crate) conn_id: u64,
+    /// The connection's description, where a panic records itself as the close reason.
+    pub(crate) info: ConnectionInfo,
     pub(crate) origin: DisconnectOrigin,
     pub(crate) claimed: Arc<AtomicBool>,
     /// `on_connect` ending normally is no reason to disconnect; only its panic is.
@@ -78,6 +80,12 @@ impl Drop for DisconnectGuard {
                 parent: self.node.span(),
                 "user code panicked in a {:?} task of {}; disconnecting", self.origin, self.addr
             );
+            let reason = match self.origin {
+                DisconnectOrigin::OnConnectAbort => "on_connect panicked",
+                DisconnectOrigin::Reading => "the codec or process_message panicked",
+                _ => "the connection's task panicked",
+            };
+            self.info.record_close_reason(reason);
         } else if self.only_on_panic {
             return;
         }

@@ -380,6 +380,40 @@ impl Node {
             .await
     }
 
+    /// Disconnects from `addr` like [`disconnect`](Node::disconnect), first recording `reason`
+    /// as the connection's [close reason](ConnectionInfo::close_reason), which its
+    /// `on_disconnect` hook can read (unless another cause recorded one first: the first is
+    /// kept). The connection is looked up and the reason recorded when this is called, not
+    /// when the future is first polled; a newer connection at the same address by then is
+    /// left alone.
+    ///
+    /// ```
+    /// # async fn f(node: pea2pea::Node, addr: std::net::SocketAddr) {
+    /// node.disconnect_with_reason(addr, "it sent 100 invalid votes").await;
+    /// # }
+    /// ```
+    pub fn disconnect_with_reason(
+        &self,
+        addr: SocketAddr,
+        reason: impl Into<String>,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        // the connection found now is the one recorded and the one torn down
+        let id = self.connection_info(addr).map(|info| {
+            info.record_close_reason(reason);
+            info.id().0
+        });
+        let node = self.clone();
+        async move {
+            match id {
+                Some(id) => {
+                    node.disconnect_with(addr, crate::DisconnectOrigin::User, Some(id))
+                        .await
+                }
+                None => false,
+            }
+        }
+    }
+
     /// Disconnects the connection `id` with `addr`, and only that one: if the peer has since
     /// reconnected, the newer connection (another id at the same address) is left alone. It
     /// tears down like [`disconnect`](Node::disconnect) (origin [`User`](crate::DisconnectOrigin::User))

@@ -32,6 +32,11 @@ impl Node {
             entry,
             _in_flight: in_flight,
         };
+        // a cause that recorded no reason of its own gets the teardown's
+        _finish
+            .entry
+            .info
+            .record_close_reason_with(|| default_reason(origin).into());
         let entry_span = _finish.entry.info.span().clone();
         debug!(parent: &entry_span, "disconnecting ({origin:?})");
 
@@ -50,6 +55,17 @@ impl Node {
             }
         }
         true
+    }
+}
+
+/// The close reason of a teardown whose cause recorded none.
+fn default_reason(origin: DisconnectOrigin) -> &'static str {
+    match origin {
+        DisconnectOrigin::User => "this node disconnected it",
+        DisconnectOrigin::Shutdown => "this node is shutting down",
+        DisconnectOrigin::Reading => "the reader stopped",
+        DisconnectOrigin::Writing => "the writer stopped",
+        DisconnectOrigin::OnConnectAbort => "on_connect panicked",
     }
 }
 

@@ -109,6 +109,7 @@ impl ConnCtx {
             node: self.node.clone(),
             addr: self.addr(),
             conn_id: self.id,
+            info: self.info.clone(),
             origin,
             claimed: self.claimed.clone(),
             only_on_panic,

@@ -20,13 +20,20 @@ use crate::{Node, protocols::Writing};
 /// `TIMEOUT_MS`, but its connection is already removed and closed, so a last message can no
 /// longer be sent.
 ///
+/// The connection is still known while the hook runs: [`Node::connection_info`] gives its
+/// id, its counters and its [close reason](crate::ConnectionInfo::close_reason), the words
+/// behind the origin ("the peer closed the connection", the codec's error, the reason given
+/// to [`Node::disconnect_with_reason`], ...).
+///
 /// ```
 /// use std::{net::SocketAddr, sync::{Arc, Mutex}};
 ///
 /// use pea2pea::{Config, DisconnectOrigin, Node, Pea2Pea, protocols::OnDisconnect};
 ///
+/// type Gone = (SocketAddr, DisconnectOrigin, Option<String>);
+///
 /// #[derive(Clone)]
-/// struct Peer { node: Node, gone: Arc<Mutex<Vec<(SocketAddr, DisconnectOrigin)>>> }
+/// struct Peer { node: Node, gone: Arc<Mutex<Vec<Gone>>> }
 ///
 /// impl Pea2Pea for Peer {
 ///     fn node(&self) -> &Node { &self.node }
@@ -34,7 +41,8 @@ use crate::{Node, protocols::Writing};
 ///
 /// impl OnDisconnect for Peer {
 ///     async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
-///         self.gone.lock().unwrap().push((addr, origin)); // e.g. forget the peer's state
+///         let reason = self.node.connection_info(addr).and_then(|info| info.close_reason());
+///         self.gone.lock().unwrap().push((addr, origin, reason)); // e.g. forget the peer
 ///     }
 /// }
 ///
@@ -45,8 +53,9 @@ use crate::{Node, protocols::Writing};
 /// # let other = Node::new(Config::loopback());
 /// # let other_addr = other.toggle_listener().await?.unwrap();
 /// peer.node().connect(other_addr).await?;
-/// peer.node().disconnect(other_addr).await; // waits for the hook
-/// assert_eq!(*peer.gone.lock().unwrap(), [(other_addr, DisconnectOrigin::User)]);
+/// peer.node().disconnect_with_reason(other_addr, "done").await; // waits for the hook
+/// let reason = Some("done".to_string());
+/// assert_eq!(*peer.gone.lock().unwrap(), [(other_addr, DisconnectOrigin::User, reason)]);
 /// # peer.node().shut_down().await;
 /// # other.shut_down().await;
 /// # Ok(())

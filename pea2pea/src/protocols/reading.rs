@@ -34,7 +34,9 @@ use crate::{Node, Stats};
 /// are processed concurrently. Reading starts once the connection is registered, so a message
 /// handler can always reply. A decode error, the peer closing, a panic in the codec or handler,
 /// or [`IDLE_TIMEOUT_MS`](Reading::IDLE_TIMEOUT_MS) of silence ends the connection with
-/// [`DisconnectOrigin::Reading`].
+/// [`DisconnectOrigin::Reading`], and its [close reason](crate::ConnectionInfo::close_reason)
+/// says which. A decode error is counted ([`Stats::decode_failures`], of the node and of the
+/// connection) and passed to [`on_decode_error`](Reading::on_decode_error) first.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -128,6 +130,25 @@ where
         }
     }
 
+    /// Called when the codec returns an error for what `source` sent (the `error`), before
+    /// the connection is torn down: the last chance to tell the peer why, for a protocol that
+    /// has a way to say so (the DSL's rpc envelope sends a "refused" frame). By then the
+    /// failure is counted ([`Stats::decode_failures`]) and the connection's
+    /// [close reason](crate::ConnectionInfo::close_reason) says what the codec said. The
+    /// connection stays registered until this returns, and nothing more is read from it:
+    /// bound any wait here (as by [`Writing::TIMEOUT_MS`](crate::protocols::Writing::TIMEOUT_MS)).
+    /// Does nothing by default.
+    ///
+    /// Never answer a peer's own refusal with one: two such nodes would go on forever.
+    fn on_decode_error(
+        &self,
+        source: SocketAddr,
+        error: &io::Error,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (source, error);
+        async {}
+    }
+
     /// Creates the decoder for a connection; `side` is this node's own role in it.
     ///
     /// Called once per connection, after the handshake and before the connection is
@@ -171,10 +192,8 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
                     any_message = true;
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    warn!(parent: ctx.info.span(), "invalid data from {addr}: {e}");
-                    return;
-                }
+                // boxed: the rare path's state stays out of the reader's future
+                Err(e) => return Box::pin(decode_failed(&this, &ctx, e)).await,
             }
         }
 
@@ -189,18 +208,14 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
             // read into a small scratch space, and the buffer is made once they are in hand.
             let mut first = [0u8; FIRST_READ];
             match idle.limit(reader.first_read(&mut first)).await {
-                Some(Ok(Some(0))) => {
-                    return debug!(parent: ctx.info.span(), "{addr} closed the connection");
-                }
+                Some(Ok(Some(0))) => return peer_closed(&ctx),
                 Some(Ok(Some(n))) => {
                     buf.reserve(R::INITIAL_BUFFER_SIZE.max(n));
                     buf.extend_from_slice(&first[..n]);
                     continue;
                 }
                 Some(Ok(None)) => {} // a wrapped stream: read straight into the buffer
-                Some(Err(e)) => {
-                    return debug!(parent: ctx.info.span(), "read error from {addr}: {e}");
-                }
+                Some(Err(e)) => return read_failed(&ctx, e),
                 None => return idle.expired(&ctx),
             }
         }
@@ -209,7 +224,7 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
         }
         match idle.limit(reader.read_buf(&mut buf)).await {
             Some(Ok(0)) => {
-                debug!(parent: ctx.info.span(), "{addr} closed the connection");
+                peer_closed(&ctx);
                 while let Ok(Some(message)) = codec.decode_eof(&mut buf) {
                     count_received(&ctx, std::mem::take(&mut uncredited));
                     deliver.send(message).await;
@@ -217,10 +232,37 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
                 return;
             }
             Some(Ok(_)) => {}
-            Some(Err(e)) => return debug!(parent: ctx.info.span(), "read error from {addr}: {e}"),
+            Some(Err(e)) => return read_failed(&ctx, e),
             None => return idle.expired(&ctx),
         }
     }
+}
+
+/// The codec refused the peer's bytes: the reason is recorded and the failure counted before
+/// the hook runs, so that it finds both (and a teardown racing it, the reason).
+#[cold]
+async fn decode_failed<R: Reading>(this: &R, ctx: &ConnCtx, e: io::Error) {
+    let addr = ctx.addr();
+    warn!(parent: ctx.info.span(), "invalid data from {addr}: {e}");
+    ctx.info
+        .record_close_reason_with(|| format!("the peer sent invalid data: {e}"));
+    ctx.info.stats().register_decode_failure();
+    ctx.node.stats().register_decode_failure();
+    this.on_decode_error(addr, &e).await;
+}
+
+#[cold]
+fn peer_closed(ctx: &ConnCtx) {
+    debug!(parent: ctx.info.span(), "{} closed the connection", ctx.addr());
+    ctx.info
+        .record_close_reason_with(|| "the peer closed the connection".into());
+}
+
+#[cold]
+fn read_failed(ctx: &ConnCtx, e: io::Error) {
+    debug!(parent: ctx.info.span(), "read error from {}: {e}", ctx.addr());
+    ctx.info
+        .record_close_reason_with(|| format!("reading from the peer failed: {e}"));
 }
 
 fn count_received(ctx: &ConnCtx, bytes: usize) {
@@ -358,6 +400,10 @@ impl IdleTimer {
 
     fn expired(&self, ctx: &ConnCtx) {
         Heuristics::bump(&ctx.node.heuristics().idle_timeouts);
-        info!(parent: ctx.info.span(), "{} was idle for longer than {:?}", ctx.addr(), self.limit.unwrap_or_default());
+        let limit = self.limit.unwrap_or_default();
+        info!(parent: ctx.info.span(), "{} was idle for longer than {limit:?}", ctx.addr());
+        ctx.info.record_close_reason_with(|| {
+            format!("no message came for {limit:?} (the idle timeout)")
+        });
     }
 }

@@ -636,6 +636,12 @@ fn push_failed<C, M>(
                 let _ = confirm.send(Err(io::Error::other("the encoder panicked")));
             }
             outbox.stop();
+            if let Some(info) = node
+                .connection_info(addr)
+                .filter(|i| i.id().get() == conn_id)
+            {
+                info.record_close_reason("the encoder panicked");
+            }
             let node = node.clone();
             tokio::spawn(async move {
                 node.disconnect_with(addr, DisconnectOrigin::Writing, Some(conn_id))
@@ -740,6 +746,8 @@ async fn write_loop<W: Writing>(
             }
             Err(e) => {
                 debug!(parent: ctx.info.span(), "couldn't write to {}: {e}", ctx.addr());
+                ctx.info
+                    .record_close_reason_with(|| format!("writing to the peer failed: {e}"));
                 lock(&outbox.pending).failure = Some(Box::new((e.kind(), e.to_string())));
                 for confirm in confirms.drain(..) {
                     let _ = confirm.send(Err(io::Error::new(e.kind(), e.to_string())));
