@@ -19,9 +19,9 @@ use super::{
     frame::Frame,
     rpc::{call_bytes, decode_answer},
 };
-use crate::protocols::Writing;
+use crate::{ConnectionId, protocols::Writing};
 
-type Answer<'a> = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send + 'a>>;
+type Answer<'a> = Pin<Box<dyn Future<Output = io::Result<(Bytes, ConnectionId)>> + Send + 'a>>;
 
 /// A call in progress: what the generated `call` of a node with `rpc` lines returns. Await it
 /// for the response (or the error that ended the call); dropping it abandons the call. It is a
@@ -83,9 +83,12 @@ where
             ))),
             (None, None) => panic!("a `Call` was polled after it completed"),
         };
-        let bytes = ready!(answer.as_mut().poll(cx));
+        let answered = ready!(answer.as_mut().poll(cx));
         this.answer = None;
-        Poll::Ready(bytes.and_then(|bytes| decode_answer(this.addr, bytes, name)))
+        Poll::Ready(
+            answered
+                .and_then(|(bytes, conn)| decode_answer(this.node, (this.addr, conn), bytes, name)),
+        )
     }
 }
 

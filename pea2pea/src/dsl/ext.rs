@@ -53,6 +53,8 @@ pub(crate) struct NodeExt {
     pub(crate) identities: identity::Identities,
     /// Requests refused because `max_calls` of the peer's were being served.
     pub(crate) requests_refused: AtomicU64,
+    /// Refused frames from peers: each said the peer could not decode one of this node's.
+    pub(crate) refused_by_peer: AtomicU64,
     next_call_id: AtomicU64,
     /// Set by the first `enable_protocols`, so that a second call (or `start`) does nothing.
     protocols_enabled: AtomicBool,

@@ -9,6 +9,10 @@
 //! | `1` request | varint call id, 8-byte little-endian method id, the request |
 //! | `2` response | varint call id, the response |
 //! | `3` failure | varint call id, a UTF-8 reason (the rest of the frame) |
+//! | `4` refused | a UTF-8 reason (the rest of the frame, at most [`MAX_REFUSAL`] bytes) |
+//!
+//! A node sends `refused` when it cannot decode a frame of its peer's, then closes the
+//! connection; the peer records the reason and closes too. A refusal is never answered.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -43,6 +47,32 @@ const MESSAGE: u8 = 0;
 const REQUEST: u8 = 1;
 const RESPONSE: u8 = 2;
 const FAILURE: u8 = 3;
+const REFUSED: u8 = 4;
+
+/// The longest reason a refused frame carries, in bytes: a longer one is cut (at a character
+/// boundary) when sent, and when received.
+pub const MAX_REFUSAL: usize = 512;
+
+/// `reason` cut to [`MAX_REFUSAL`] bytes, at a character boundary.
+fn cut(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REFUSAL);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// A received reason, cut to [`MAX_REFUSAL`] bytes, its control characters (a line break in
+/// a log line, a terminal escape) replaced by spaces: it came from the network and goes into
+/// logs.
+fn received_refusal(reason: &[u8]) -> String {
+    // cut before and after: invalid bytes become 3-byte replacement characters
+    let reason = &reason[..reason.len().min(MAX_REFUSAL)];
+    cut(&String::from_utf8_lossy(reason))
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
 
 /// A decoded frame of a protocol with `rpc` declarations.
 #[derive(Debug)]
@@ -66,6 +96,9 @@ pub enum Inbound<M> {
         /// The encoded response or the failure's text.
         result: Result<Bytes, String>,
     },
+    /// The peer could not decode a frame of this node's, and says why (at most
+    /// [`MAX_REFUSAL`] bytes); it closes the connection.
+    Refused(String),
 }
 
 /// A frame to write in a protocol with `rpc` declarations.
@@ -89,6 +122,9 @@ pub enum Frame<M> {
         /// The encoded response, or why there is none.
         result: Result<Bytes, String>,
     },
+    /// Why this node could not decode a frame of the peer's (cut to [`MAX_REFUSAL`] bytes
+    /// when written).
+    Refused(String),
 }
 
 impl<M> From<M> for Frame<M> {
@@ -126,6 +162,15 @@ fn put_result(dst: &mut BytesMut, id: u64, result: &Result<Bytes, String>) {
     }
 }
 
+fn refused_len(reason: &str) -> usize {
+    1 + cut(reason).len()
+}
+
+fn put_refused(dst: &mut BytesMut, reason: &str) {
+    dst.put_u8(REFUSED);
+    dst.extend_from_slice(cut(reason).as_bytes());
+}
+
 fn rest(src: &mut Reader) -> Result<Bytes, DecodeError> {
     src.read_bytes(src.remaining(), "rpc frame")
 }
@@ -139,6 +184,7 @@ impl<M: Message> Message for Frame<M> {
             Frame::Message(Outgoing::Encoded(msg)) => 1 + msg.as_bytes().len(),
             Frame::Request { id, body, .. } => 1 + varint_len_u64(*id) + 8 + body.len(),
             Frame::Response { id, result } => result_len(*id, result),
+            Frame::Refused(reason) => refused_len(reason),
         }
     }
 
@@ -159,6 +205,7 @@ impl<M: Message> Message for Frame<M> {
                 dst.extend_from_slice(body);
             }
             Frame::Response { id, result } => put_result(dst, *id, result),
+            Frame::Refused(reason) => put_refused(dst, reason),
         }
     }
 
@@ -167,6 +214,7 @@ impl<M: Message> Message for Frame<M> {
             Inbound::Message(msg) => Frame::Message(Outgoing::Message(msg)),
             Inbound::Request { id, method, body } => Frame::Request { id, method, body },
             Inbound::Response { id, result } => Frame::Response { id, result },
+            Inbound::Refused(reason) => Frame::Refused(reason),
         })
     }
 }
@@ -179,6 +227,7 @@ impl<M: Message> Message for Inbound<M> {
             Inbound::Message(msg) => 1 + msg.encoded_len(),
             Inbound::Request { id, body, .. } => 1 + varint_len_u64(*id) + 8 + body.len(),
             Inbound::Response { id, result } => result_len(*id, result),
+            Inbound::Refused(reason) => refused_len(reason),
         }
     }
 
@@ -195,6 +244,7 @@ impl<M: Message> Message for Inbound<M> {
                 dst.extend_from_slice(body);
             }
             Inbound::Response { id, result } => put_result(dst, *id, result),
+            Inbound::Refused(reason) => put_refused(dst, reason),
         }
     }
 
@@ -223,6 +273,7 @@ impl<M: Message> Message for Inbound<M> {
                     result: Err(reason),
                 }
             }
+            REFUSED => Inbound::Refused(received_refusal(&rest(src)?)),
             kind => {
                 return Err(src.error(DecodeErrorKind::UnknownVariant(kind.into()), "rpc frame"));
             }

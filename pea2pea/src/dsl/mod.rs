@@ -78,12 +78,14 @@ pub(crate) mod handshake;
 pub(crate) mod identity;
 pub(crate) mod ordered;
 pub(crate) mod outcome;
+pub(crate) mod refusal;
 pub(crate) mod rpc;
 pub(crate) mod send;
 pub(crate) mod serve;
 
 pub use call::Call;
 pub use fanout::{SendOutcome, SendReport, WhenFull};
+pub use frame::MAX_REFUSAL;
 pub use identity::PeerIdentity;
 pub use outcome::{HandlerResult, RpcAnswer};
 
@@ -160,6 +162,14 @@ pub fn duplicate_connections(node: &Node) -> u64 {
 /// How many of `node`'s `on` handlers returned an error (each one disconnected its peer).
 pub fn handler_errors(node: &Node) -> u64 {
     ext::existing(node).map_or(0, |ext| ext.handler_errors.load(Ordering::Relaxed))
+}
+
+/// How many refusals `node` received: each one said that the peer could not decode a frame of
+/// this node's (a message, request or response; a protocol with `rpc` lines), and closed that
+/// connection, whose close reason then says "the peer refused a message: ..." (see
+/// [`ConnectionInfo::close_reason`](crate::ConnectionInfo::close_reason)).
+pub fn refused_by_peer(node: &Node) -> u64 {
+    ext::existing(node).map_or(0, |ext| ext.refused_by_peer.load(Ordering::Relaxed))
 }
 
 /// How many calls from peers `node` refused because `max_calls` of that peer's calls were

@@ -7,8 +7,10 @@ use bytes::Bytes;
 use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{RpcAnswer, ext, frame::Frame, identity, send::confirmed};
-use crate::{Message, Pea2Pea, protocols::Writing};
+use super::{
+    RpcAnswer, ext, frame::Frame, identity, refusal::refuse_and_close, send::confirmed,
+};
+use crate::{ConnectionId, ConnectionInfo, Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
 struct Pending {
@@ -32,7 +34,7 @@ pub(crate) async fn call_bytes<W, M>(
     (method, body, request): (u64, Bytes, &'static str),
     timeout_ms: u64,
     max_calls: usize,
-) -> io::Result<Bytes>
+) -> io::Result<(Bytes, ConnectionId)>
 where
     W: Writing<Message = Frame<M>>,
 {
@@ -78,12 +80,12 @@ where
         biased;
         received = answer => match received {
             Ok(result) => result?,
-            Err(_) => return Err(aborted(addr)),
+            Err(_) => return Err(aborted(&conn)),
         },
-        () = closed => return Err(aborted(addr)),
+        () = closed => return Err(aborted(&conn)),
         () = tokio::time::sleep_until(deadline) => return Err(timed_out()),
     };
-    Ok(bytes)
+    Ok((bytes, conn.id()))
 }
 
 /// A type's name without its leading path: `Cube` for `app::v2::Cube`, `Page<u32>` for
@@ -94,21 +96,43 @@ fn short_name(type_name: &str) -> &str {
     &type_name[start..]
 }
 
-/// Decodes the answer of `addr` to a `request`.
-pub(crate) fn decode_answer<T: Message>(
-    addr: SocketAddr,
+/// Decodes the answer of `addr` to a `request`. An answer that does not decode is a broken
+/// peer: the call fails with `InvalidData`, and the connection (`conn`) is refused and closed,
+/// in a task of its own, as a frame that does not decode is.
+pub(crate) fn decode_answer<W, M, T>(
+    this: &W,
+    (addr, conn): (SocketAddr, ConnectionId),
     answer: Bytes,
     request: &'static str,
-) -> io::Result<T> {
+) -> io::Result<T>
+where
+    W: Writing<Message = Frame<M>>,
+    T: Message,
+{
     T::from_bytes(answer).map_err(|e| {
+        let what = format!(
+            "invalid response `{}` to a `{request}`: {e}",
+            std::any::type_name::<T>()
+        );
+        warn!(parent: this.node().span(), "{addr} sent an {what}; disconnecting");
+        let refusal = Frame::Refused(what.clone());
+        spawn_refusal(this.clone(), (addr, conn), what.clone(), refusal);
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "the answer of {addr} to a `{request}` is not a valid `{}`: {e}",
-                std::any::type_name::<T>()
-            ),
+            format!("the answer of {addr} is an {what}"),
         )
     })
+}
+
+/// Runs [`refuse_and_close`] in a task of its own. Generic over `W` alone: there `W::Message`
+/// is known to be `Send`, which `Frame<M>` is not for any `M`.
+fn spawn_refusal<W: Writing>(
+    this: W,
+    conn: (SocketAddr, ConnectionId),
+    what: String,
+    refusal: W::Message,
+) {
+    tokio::spawn(async move { refuse_and_close(&this, conn, &what, refusal).await });
 }
 
 /// Logs and counts a failed rpc handler; returns the reason its caller gets.
@@ -121,10 +145,16 @@ fn rpc_failed(node: &crate::Node, addr: SocketAddr, id: u64, reason: String) -> 
     format!("its handler failed: {reason}")
 }
 
-fn aborted(addr: SocketAddr) -> io::Error {
+/// The error of a call whose connection closed first: with the reason it closed, if known.
+fn aborted(conn: &ConnectionInfo) -> io::Error {
+    let addr = conn.addr();
+    let why = conn
+        .close_reason()
+        .map(|reason| format!(" ({reason})"))
+        .unwrap_or_default();
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
-        format!("the connection to {addr} closed before it answered"),
+        format!("the connection to {addr} closed before it answered{why}"),
     )
 }
 
@@ -145,7 +175,8 @@ pub fn complete<P: Pea2Pea>(this: &P, addr: SocketAddr, id: u64, result: Result<
 }
 
 /// Decodes a request's body. A body that does not decode is a broken peer: it gets a failure
-/// answer, the connection is closed, and the node counts it.
+/// answer and a refusal, the connection is closed, and the node counts it (in
+/// `dsl::invalid_requests` and in its stats' decode failures).
 pub async fn decode_request<W, M, R>(this: &W, addr: SocketAddr, id: u64, body: Bytes) -> Option<R>
 where
     W: Writing<Message = Frame<M>>,
@@ -154,10 +185,12 @@ where
     match R::from_bytes(body) {
         Ok(request) => Some(request),
         Err(e) => {
-            warn!(parent: this.node().span(), "{addr} sent an invalid `{}`: {e}; disconnecting", std::any::type_name::<R>());
+            let what = format!("invalid request `{}`: {e}", std::any::type_name::<R>());
+            warn!(parent: this.node().span(), "{addr} sent an {what}; disconnecting");
             ext::of(this.node()).count_invalid_request();
             let conn = this.node().connection_info(addr).map(|info| info.id());
-            // the failure answer must be written before the teardown stops the writer
+            // the failure answer must be written before the teardown stops the writer: the
+            // call learns why it failed, the connection why it closed (the refusal)
             let answer = Frame::Response {
                 id,
                 result: Err(format!("invalid request: {e}")),
@@ -166,9 +199,8 @@ where
                 let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
             }
             if let Some(conn) = conn {
-                let node = this.node().clone();
-                // not awaited here: the teardown ends this very reader task
-                tokio::spawn(async move { node.disconnect_connection(addr, conn).await });
+                let refusal = Frame::Refused(what.clone());
+                refuse_and_close(this, (addr, conn), &what, refusal).await;
             }
             None
         }

@@ -25,6 +25,7 @@ pub use crate::dsl::{
     identity::connect_if_needed,
     ordered::deliver_in_order,
     outcome::settle,
+    refusal::{refuse_frame, refused_by_peer},
     rpc::{complete, decode_request, respond, unknown_method},
     send::{length_delimited, send, send_fast},
     serve::serve,

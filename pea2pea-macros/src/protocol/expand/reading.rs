@@ -56,6 +56,14 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     } else {
         quote!(__pea2pea_frame)
     };
+    // the rpc envelope can tell the peer why its frame was refused
+    let refuse = (!model.rpcs.is_empty()).then(|| {
+        quote! {
+            async fn on_decode_error(&self, __pea2pea_source: #rt::SocketAddr, __pea2pea_error: &#rt::io::Error) {
+                #rt::refuse_frame(self, __pea2pea_source, __pea2pea_error).await
+            }
+        }
+    });
     quote! {
         impl #rt::Reading for #node {
             #queue
@@ -76,6 +84,8 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
             async fn process_message(&self, __pea2pea_source: #rt::SocketAddr, #param: Self::Message) {
                 #body
             }
+
+            #refuse
         }
 
         #handlers
@@ -137,6 +147,10 @@ fn expand_rpc_reading(
             }
             #rt::Inbound::Response { id: __pea2pea_id, result: __pea2pea_result } => {
                 #rt::complete(self, __pea2pea_source, __pea2pea_id, __pea2pea_result);
+            }
+            // the peer could not decode a frame of ours: recorded, counted, never answered
+            #rt::Inbound::Refused(__pea2pea_reason) => {
+                #rt::refused_by_peer(self, __pea2pea_source, __pea2pea_reason).await;
             }
         }
     };
