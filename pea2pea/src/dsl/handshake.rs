@@ -24,8 +24,9 @@ use super::{
 };
 use crate::{Connection, ConnectionSide, Message, message::fingerprint, protocols::Handshake};
 
-/// Says "a pea2pea DSL hello follows" (and its version).
-const MAGIC: [u8; 8] = *b"p2pdsl/2";
+/// Says "a pea2pea DSL hello follows" (and its version). A node without the handshake
+/// recognises its start (`codec::HELLO_PREFIX`) to say so.
+pub(crate) const MAGIC: [u8; 8] = *b"p2pdsl/2";
 
 /// The magic of the first DSL handshake (a fingerprint alone), recognised to say so.
 const OLD_MAGIC: [u8; 8] = *b"p2pfp/1\0";
@@ -233,7 +234,11 @@ fn io_err(e: io::Error) -> String {
 /// Reads the peer's magic and hello.
 async fn read_hello<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> Result<Hello, String> {
     let mut magic = [0u8; 8];
-    stream.read_exact(&mut magic).await.map_err(io_err)?;
+    stream.read_exact(&mut magic).await.map_err(|e| match e.kind() {
+        // what a node without the handshake does: it reads our hello as a frame, and hangs up
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => "the peer closed the connection instead of sending a pea2pea DSL hello: it may speak a `protocol!` without `handshake = fingerprint`".into(),
+        _ => io_err(e),
+    })?;
     if magic == OLD_MAGIC {
         return Err("the peer speaks the first version of the DSL handshake (a fingerprint alone): upgrade it".into());
     }

@@ -69,6 +69,7 @@
 //! ```
 
 pub(crate) mod call;
+pub(crate) mod codec;
 pub(crate) mod compat;
 pub(crate) mod describe;
 pub(crate) mod ext;

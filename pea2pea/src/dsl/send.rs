@@ -33,18 +33,21 @@ pub fn send_fast<W: Writing>(this: &W, addr: SocketAddr, message: W::Message) ->
     this.unicast_fast(addr, message)
 }
 
-/// The length-delimited codec of a declaration.
+/// The length-delimited codec of a declaration; `check_hello` for one without a handshake
+/// (see [`DslCodec`](super::codec::DslCodec)).
 pub fn length_delimited<In, Out>(
     max_frame: usize,
     length_width: usize,
     little_endian: bool,
-) -> crate::codec::MessageCodec<In, Out> {
+    check_hello: bool,
+) -> super::codec::DslCodec<In, Out> {
     let codec = crate::codec::MessageCodec::new()
         .max_frame_len(max_frame)
         .length_width(length_width);
-    if little_endian {
+    let codec = if little_endian {
         codec.little_endian()
     } else {
         codec
-    }
+    };
+    super::codec::DslCodec::new(codec, check_hello)
 }

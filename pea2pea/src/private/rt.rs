@@ -17,6 +17,7 @@ pub use std::{boxed::Box, io, net::SocketAddr};
 pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
 pub use crate::dsl::{
     Call, Protocol, Rpc, SendReport, WhenFull,
+    codec::DslCodec,
     describe::{Declared, DeclaredRpc},
     ext::first_enable,
     fanout::{send_to_many_cloned, send_to_many_encoded},

@@ -16,7 +16,7 @@ use quote::{quote, quote_spanned};
 use syn::{Expr, Pat};
 
 use super::{
-    check::{CheckedFraming, Model},
+    check::{CheckedFraming, HandshakeKind, Model},
     parse::Hook,
 };
 
@@ -79,9 +79,11 @@ fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
                 true => max,
                 false => quote!(#rt::frame_bound(#max, #width)),
             };
+            // without a handshake, a peer's DSL hello is recognised, to say so
+            let check_hello = model.handshake == HandshakeKind::None;
             (
-                quote!(#rt::MessageCodec<#i, #o>),
-                quote!(#rt::length_delimited::<#i, #o>(#max, #width, #little_endian)),
+                quote!(#rt::DslCodec<#i, #o>),
+                quote!(#rt::length_delimited::<#i, #o>(#max, #width, #little_endian, #check_hello)),
             )
         }
     }
