@@ -7,7 +7,7 @@ use std::{
     io,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -38,6 +38,16 @@ struct Divide(u32, u32);
 #[derive(Message, Debug, Clone, PartialEq)]
 struct Quotient(u32);
 
+/// The close reasons a node's `on_disconnect` read.
+type Reasons = Arc<Mutex<Vec<Option<String>>>>;
+
+fn record(node: &Node, reasons: &Reasons, addr: SocketAddr) {
+    let reason = node
+        .connection_info(addr)
+        .and_then(|info| info.close_reason());
+    reasons.lock().unwrap().push(reason);
+}
+
 fn fail(reason: String) -> io::Result<()> {
     Err(io::Error::other(reason))
 }
@@ -48,6 +58,7 @@ fn fail(reason: String) -> io::Result<()> {
 struct Plain {
     node: Node,
     handled: Arc<AtomicUsize>,
+    reasons: Reasons,
 }
 
 protocol! {
@@ -63,6 +74,7 @@ protocol! {
             fail(reason)?;
             Ok(())
         }
+        on_disconnect(addr) => record(self.node(), &self.reasons, addr),
     }
 }
 
@@ -72,6 +84,7 @@ protocol! {
 struct WithRpc {
     node: Node,
     handled: Arc<AtomicUsize>,
+    reasons: Reasons,
 }
 
 protocol! {
@@ -89,6 +102,7 @@ protocol! {
             let q = a.checked_div(b).ok_or_else(|| io::Error::other("division by zero"))?;
             Ok(Quotient(q))
         }
+        on_disconnect(addr) => record(self.node(), &self.reasons, addr),
     }
 }
 
@@ -101,8 +115,17 @@ fn node(name: &str) -> Node {
 
 /// What both tests check once `b`'s handler for `a`'s `Fail` has run: `a` was disconnected
 /// and logged, `c` was not.
-async fn assert_failed_once(capture: &LogCapture, b: &Node, a_seen_as: SocketAddr) {
+async fn assert_failed_once(
+    capture: &LogCapture,
+    (b, reasons): (&Node, &Reasons),
+    a_seen_as: SocketAddr,
+) {
     wait_until_10s("b to drop a", || b.num_connected() == 1).await;
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        [Some("a handler failed on its message: nope".to_string())],
+        "the close reason b's on_disconnect read"
+    );
     assert!(!b.is_connected(a_seen_as), "b dropped the wrong peer");
     assert_eq!(dsl::handler_errors(b), 1);
     let logged = capture.lines_at(Level::WARN).into_iter().any(|line| {
@@ -123,6 +146,7 @@ async fn dsl_13_a_failing_handler_disconnects_its_peer() {
     let plain = |name| Plain {
         node: node(name),
         handled: Default::default(),
+        reasons: Default::default(),
     };
     let (a, b, c) = (plain("a"), plain("b"), plain("c"));
     let b_addr = b.start().await.unwrap();
@@ -140,7 +164,7 @@ async fn dsl_13_a_failing_handler_disconnects_its_peer() {
     assert_eq!(dsl::handler_errors(b.node()), 0);
 
     a.send(b_addr, Cmd::Fail("nope".into())).await.unwrap();
-    assert_failed_once(&capture, b.node(), a_seen_as).await;
+    assert_failed_once(&capture, (b.node(), &b.reasons), a_seen_as).await;
     // b still serves c
     c.send(b_addr, Cmd::Fine).await.unwrap();
     wait_until_10s("b to handle c's message", || {
@@ -160,6 +184,7 @@ async fn dsl_14_a_failing_handler_disconnects_its_peer_with_rpcs() {
     let with_rpc = |name| WithRpc {
         node: node(name),
         handled: Default::default(),
+        reasons: Default::default(),
     };
     let (a, b, c) = (with_rpc("a"), with_rpc("b"), with_rpc("c"));
     let b_addr = b.start().await.unwrap();
@@ -176,7 +201,7 @@ async fn dsl_14_a_failing_handler_disconnects_its_peer_with_rpcs() {
     wait_until_10s("b to handle both", || b.handled.load(Ordering::SeqCst) == 2).await;
 
     a.send(b_addr, Cmd::Fail("nope".into())).await.unwrap();
-    assert_failed_once(&capture, b.node(), a_seen_as).await;
+    assert_failed_once(&capture, (b.node(), &b.reasons), a_seen_as).await;
     assert_eq!(c.call(b_addr, Ping).await.unwrap(), Pong);
     for n in [&a, &b, &c] {
         n.node().shut_down().await;
@@ -192,6 +217,7 @@ async fn dsl_20_a_failing_rpc_handler_answers_its_error() {
     let with_rpc = |name| WithRpc {
         node: node(name),
         handled: Default::default(),
+        reasons: Default::default(),
     };
     let (a, b) = (with_rpc("a"), with_rpc("b"));
     let b_addr = b.start().await.unwrap();

@@ -238,13 +238,14 @@ async fn fan_out<W: Writing>(
 /// Disconnects the peer at `addr`, whose queue was full, and counts it.
 async fn disconnect_laggard<W: Writing>(this: &W, addr: SocketAddr) -> SendOutcome {
     let node = this.node();
-    let Some(id) = node.connection_info(addr).map(|info| info.id()) else {
+    let Some(info) = node.connection_info(addr) else {
         return SendOutcome::Failed(io::Error::new(
             io::ErrorKind::NotConnected,
             format!("not connected to {addr}"),
         ));
     };
-    if node.disconnect_connection(addr, id).await {
+    info.record_close_reason("its outbound queue was full (WhenFull::Disconnect)");
+    if node.disconnect_connection(addr, info.id()).await {
         let ext = ext::of(node);
         ext.slow_peers_disconnected.fetch_add(1, Ordering::Relaxed);
     }

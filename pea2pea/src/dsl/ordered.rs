@@ -112,6 +112,9 @@ impl Drop for WorkerGuard {
 /// Logs a handler's panic and disconnects its peer (that connection only).
 pub(crate) fn disconnect_after_panic(node: &Node, addr: SocketAddr, id: ConnectionId) {
     error!(parent: node.span(), "a handler panicked on a message from {addr}; disconnecting");
+    if let Some(info) = node.connection_info(addr).filter(|info| info.id() == id) {
+        info.record_close_reason("a handler panicked on its message");
+    }
     let node = node.clone();
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move { node.disconnect_connection(addr, id).await });

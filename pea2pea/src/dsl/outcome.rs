@@ -82,6 +82,9 @@ fn failed<P: Pea2Pea>(this: &P, addr: SocketAddr, conn: Option<ConnectionId>, re
     let Some(id) = conn.or_else(|| node.connection_info(addr).map(|info| info.id())) else {
         return;
     };
+    if let Some(info) = node.connection_info(addr).filter(|info| info.id() == id) {
+        info.record_close_reason(format!("a handler failed on its message: {reason}"));
+    }
     let node = node.clone();
     // not awaited: the teardown may end the very task that runs this handler
     tokio::spawn(async move { node.disconnect_connection(addr, id).await });
