@@ -44,6 +44,8 @@ struct HookState {
     disconnect_started: AtomicUsize,
     disconnect_done: AtomicUsize,
     origins: Mutex<Vec<(SocketAddr, DisconnectOrigin)>>,
+    /// The close reason each `on_disconnect` read.
+    reasons: Mutex<Vec<Option<String>>>,
     connected_in_hook: Mutex<Vec<bool>>,
     ticks: AtomicUsize,
     bye_results: Mutex<Vec<(DisconnectOrigin, Result<(), ErrorKind>)>>,
@@ -168,6 +170,11 @@ impl<const A: bool, const D: u64> OnDisconnect for Hooked<A, D> {
     async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
         self.s.disconnect_started.fetch_add(1, SeqCst);
         self.s.origins.lock().unwrap().push((addr, origin));
+        let reason = self
+            .node
+            .connection_info(addr)
+            .and_then(|i| i.close_reason());
+        self.s.reasons.lock().unwrap().push(reason);
         let connected = self.node.is_connected(addr);
         self.s.connected_in_hook.lock().unwrap().push(connected);
         if self.s.say_bye.load(SeqCst) {
@@ -451,7 +458,8 @@ async fn write_until_writer_fails<const A: bool, const D: u64>(
     }
 }
 
-// HOOK-08: Writing when the writer fails (the peer reset the connection).
+// HOOK-08, HOOK-14: Writing when the writer fails (the peer reset the connection), and the
+// write error is the close reason.
 #[tokio::test]
 async fn hook_08_writing_origin() {
     let node = Abortable::new(test_config());
@@ -461,6 +469,13 @@ async fn hook_08_writing_origin() {
     write_until_writer_fails(&node, addr).await;
     wait_until(SEC, || node.disconnect_started() == 1).await;
     assert_eq!(node.origins(), vec![DisconnectOrigin::Writing]);
+    // HOOK-14: and the reason is the write's error
+    let reasons = node.s.reasons.lock().unwrap().clone();
+    let reason = reasons[0].as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("writing to the peer failed: "),
+        "{reason}"
+    );
     node.node.shut_down().await;
 }
 
