@@ -39,15 +39,34 @@ struct Ask;
 #[derive(Message, Debug, Clone, PartialEq)]
 struct Reply;
 
-/// One byte on the wire. Its shape is the default ("opaque"), as [`Wide`]'s: the two get one
-/// method id, so that a `Wide` reaches a handler that decodes a `Strict` (a peer built from
-/// another version of the request).
+/// One byte on the wire: the request of `Old`'s `rpc Strict`. An rpc's method id is its
+/// request's name, so [`wide::Strict`] (another version of it, two bytes) reaches this
+/// handler.
 #[derive(Debug, Clone, PartialEq)]
 struct Strict(u8);
 
-/// Two bytes on the wire: a `Strict` reader finds one left over.
+/// Two bytes on the wire: a `Strict` reader finds one left over. `Old` answers an `Ask` with
+/// one where `New` expects a `Strict`.
 #[derive(Debug, Clone, PartialEq)]
 struct Wide(u16);
+
+/// The request `New` sends as `Strict`: two bytes, as a [`Wide`].
+mod wide {
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Strict(pub super::Wide);
+
+    impl pea2pea::Message for Strict {
+        fn encoded_len(&self) -> usize {
+            self.0.encoded_len()
+        }
+        fn encode(&self, dst: &mut bytes::BytesMut) {
+            self.0.encode(dst)
+        }
+        fn decode(src: &mut pea2pea::message::Reader) -> Result<Self, pea2pea::DecodeError> {
+            super::Wide::decode(src).map(Strict)
+        }
+    }
+}
 
 impl Message for Strict {
     fn encoded_len(&self) -> usize {
@@ -99,8 +118,8 @@ protocol! {
     }
 }
 
-/// Speaks v2 with rpc lines: sends a `Wide` where `Old` expects a `Strict`, and expects a
-/// `Strict` where `Old` answers a `Wide`.
+/// Speaks v2 with rpc lines: sends a two-byte `Strict` where `Old` expects one byte, and
+/// expects a `Strict` where `Old` answers a `Wide`.
 #[pea2pea::node]
 #[derive(Clone)]
 struct New {
@@ -111,7 +130,7 @@ struct New {
 protocol! {
     New speaks v2::Chat {
         on _ => {},
-        rpc Wide -> Reply,
+        rpc wide::Strict -> Reply,
         rpc Ask -> Strict,
         on_disconnect(addr, origin) => record(self.node(), &self.ended, addr, origin),
     }
@@ -237,7 +256,7 @@ async fn dsl_51_an_undecodable_request_is_refused() {
     let old_addr = old.start().await.unwrap();
     new.enable_protocols().await;
     new.node().connect(old_addr).await.unwrap();
-    let err = new.call(old_addr, Wide(7)).await.unwrap_err();
+    let err = new.call(old_addr, wide::Strict(Wide(7))).await.unwrap_err();
     assert!(err.to_string().contains("invalid request"), "{err}");
 
     let new_ended = ended(&new.ended, 1).await;

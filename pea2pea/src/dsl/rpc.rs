@@ -7,9 +7,7 @@ use bytes::Bytes;
 use tokio::{sync::oneshot, time::Instant};
 use tracing::{debug, warn};
 
-use super::{
-    RpcAnswer, ext, frame::Frame, identity, refusal::refuse_and_close, send::confirmed,
-};
+use super::{RpcAnswer, ext, frame::Frame, identity, refusal::refuse_and_close, send::confirmed};
 use crate::{ConnectionId, ConnectionInfo, Message, Pea2Pea, protocols::Writing};
 
 /// Removes a call from the table when the call ends in any way, cancellation included.
