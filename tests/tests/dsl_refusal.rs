@@ -200,6 +200,35 @@ fn reason(ended: &[(DisconnectOrigin, Option<String>)], i: usize) -> &str {
         .expect("a close reason in on_disconnect")
 }
 
+/// Asserts what each side of a refused frame knows once both connections ended: the sender
+/// (whose frame was refused) reads "the peer refused a message: {refusal}..." and counts it in
+/// `dsl::refused_by_peer`; the receiver reads "the peer sent invalid data: ..." and counts a
+/// decode failure; both reasons name `detail`, and neither side counts the other's figure.
+async fn both_know_why(
+    (sender, sender_ended): (&Node, &Ended),
+    (receiver, receiver_ended): (&Node, &Ended),
+    refusal: &str,
+    detail: &str,
+) {
+    let sender_ended = ended(sender_ended, 1).await;
+    let refused = reason(&sender_ended, 0);
+    let expected = format!("the peer refused a message: {refusal}");
+    assert!(refused.starts_with(&expected), "{refused}");
+    assert!(refused.contains(detail), "{refused}");
+    assert_eq!(dsl::refused_by_peer(sender), 1);
+    assert_eq!(sender.stats().decode_failures(), 0);
+
+    let receiver_ended = ended(receiver_ended, 1).await;
+    let invalid = reason(&receiver_ended, 0);
+    assert!(
+        invalid.starts_with("the peer sent invalid data: "),
+        "{invalid}"
+    );
+    assert!(invalid.contains(detail), "{invalid}");
+    assert_eq!(receiver.stats().decode_failures(), 1);
+    assert_eq!(dsl::refused_by_peer(receiver), 0);
+}
+
 // DSL-50: with rpc lines, a v2 message a v1 reader cannot decode (a new variant) is refused:
 // the reader counts it, its on_disconnect reads what failed; the sender's reads "the peer
 // refused a message: ..." and counts it in `dsl::refused_by_peer`; the v1 node lives on and
@@ -211,27 +240,15 @@ async fn dsl_50_an_undecodable_message_is_refused_and_both_sides_know_why() {
     new.enable_protocols().await;
     new.node().connect(old_addr).await.unwrap();
     new.send(old_addr, v2::Chat::React(1)).await.unwrap();
-
-    let new_ended = ended(&new.ended, 1).await;
-    let refused = reason(&new_ended, 0);
-    assert!(
-        refused.starts_with("the peer refused a message: cannot decode"),
-        "{refused}"
-    );
-    assert!(refused.contains("unknown variant tag 1"), "{refused}");
-    assert_eq!(dsl::refused_by_peer(new.node()), 1);
-    assert_eq!(new.node().stats().decode_failures(), 0);
-
-    let old_ended = ended(&old.ended, 1).await;
-    assert_eq!(old_ended[0].0, DisconnectOrigin::Reading);
-    let invalid = reason(&old_ended, 0);
-    assert!(
-        invalid.starts_with("the peer sent invalid data: cannot decode"),
-        "{invalid}"
-    );
-    assert!(invalid.contains("unknown variant tag 1"), "{invalid}");
-    assert_eq!(old.node().stats().decode_failures(), 1);
-    assert_eq!(dsl::refused_by_peer(old.node()), 0);
+    both_know_why(
+        (new.node(), &new.ended),
+        (old.node(), &old.ended),
+        "cannot decode",
+        "unknown variant tag 1",
+    )
+    .await;
+    // the reader itself closed it (a request or response is refused by the DSL's own code)
+    assert_eq!(old.ended.lock().unwrap()[0].0, DisconnectOrigin::Reading);
 
     // the v1 node lives on: a peer that sends what it knows is heard
     let newer = new_node();
@@ -258,20 +275,13 @@ async fn dsl_51_an_undecodable_request_is_refused() {
     new.node().connect(old_addr).await.unwrap();
     let err = new.call(old_addr, wide::Strict(Wide(7))).await.unwrap_err();
     assert!(err.to_string().contains("invalid request"), "{err}");
-
-    let new_ended = ended(&new.ended, 1).await;
-    let refused = reason(&new_ended, 0);
-    assert!(
-        refused.starts_with("the peer refused a message: invalid") && refused.contains("left over"),
-        "{refused}"
-    );
-    assert_eq!(dsl::refused_by_peer(new.node()), 1);
-    let old_ended = ended(&old.ended, 1).await;
-    assert!(
-        reason(&old_ended, 0).starts_with("the peer sent invalid data: "),
-        "{old_ended:?}"
-    );
-    assert_eq!(old.node().stats().decode_failures(), 1);
+    both_know_why(
+        (new.node(), &new.ended),
+        (old.node(), &old.ended),
+        "invalid",
+        "left over",
+    )
+    .await;
     assert_eq!(dsl::invalid_requests(old.node()), 1);
     old.node().shut_down().await;
     new.node().shut_down().await;
@@ -288,20 +298,13 @@ async fn dsl_52_an_undecodable_response_is_refused() {
     new.node().connect(old_addr).await.unwrap();
     let err = new.call(old_addr, Ask).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-
-    let old_ended = ended(&old.ended, 1).await;
-    let refused = reason(&old_ended, 0);
-    assert!(
-        refused.starts_with("the peer refused a message: invalid") && refused.contains("left over"),
-        "{refused}"
-    );
-    assert_eq!(dsl::refused_by_peer(old.node()), 1);
-    let new_ended = ended(&new.ended, 1).await;
-    assert!(
-        reason(&new_ended, 0).starts_with("the peer sent invalid data: "),
-        "{new_ended:?}"
-    );
-    assert_eq!(new.node().stats().decode_failures(), 1);
+    both_know_why(
+        (old.node(), &old.ended),
+        (new.node(), &new.ended),
+        "invalid",
+        "left over",
+    )
+    .await;
     old.node().shut_down().await;
     new.node().shut_down().await;
 }
