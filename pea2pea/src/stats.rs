@@ -1,7 +1,14 @@
 use std::{
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     time::Instant,
 };
+
+use crate::node::registry::lock;
 
 #[cfg(doc)]
 use crate::{ConnectionInfo, Node};
@@ -27,13 +34,16 @@ use crate::{ConnectionInfo, Node};
 /// assert_eq!(stats.decode_failures(), 1);
 /// assert!(stats.created().elapsed().as_secs() < 60);
 /// ```
-#[derive(Debug)]
 pub struct Stats {
     created: Instant,
     sent: Counters,
     received: Counters,
     /// Frames the codec refused: the rare path, kept off the received half's cache line.
     decode_failures: AtomicU64,
+    /// A node's running readers, by connection id: each counts what it receives in its own
+    /// connection's stats only, and the node's `received` is the sum (see `ReaderTally`).
+    /// Empty in a connection's stats.
+    readers: Mutex<BTreeMap<u64, Arc<Stats>>>,
 }
 
 /// A message count and a byte count, on a cache line of their own: the sent and received
@@ -67,9 +77,18 @@ impl Counters {
     }
 
     fn get(&self) -> (u64, u64) {
+        let (msgs, bytes) = self.owned();
         (
-            self.msgs.load(Relaxed) + self.owned_msgs.load(Relaxed),
-            self.bytes.load(Relaxed) + self.owned_bytes.load(Relaxed),
+            self.msgs.load(Relaxed) + msgs,
+            self.bytes.load(Relaxed) + bytes,
+        )
+    }
+
+    /// What the owning task counted.
+    fn owned(&self) -> (u64, u64) {
+        (
+            self.owned_msgs.load(Relaxed),
+            self.owned_bytes.load(Relaxed),
         )
     }
 }
@@ -81,7 +100,19 @@ impl Default for Stats {
             sent: Default::default(),
             received: Default::default(),
             decode_failures: AtomicU64::new(0),
+            readers: Default::default(),
         }
+    }
+}
+
+impl fmt::Debug for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stats")
+            .field("created", &self.created)
+            .field("sent", &self.sent())
+            .field("received", &self.received())
+            .field("decode_failures", &self.decode_failures())
+            .finish()
     }
 }
 
@@ -98,7 +129,8 @@ impl Stats {
     }
 
     /// Counts one received message, as [`register_received_message`](Stats::register_received_message)
-    /// does, for the connection's reader task: the only caller, so it needs no locked add.
+    /// does, for the connection's reader task: the only caller, so it needs no locked add. Its
+    /// node counts it too, through the reader's `ReaderTally`.
     #[inline]
     pub(crate) fn register_received_by_reader(&self, size: usize) {
         self.received.add_owned(1, size as u64);
@@ -130,6 +162,79 @@ impl Stats {
 
     /// The messages and bytes received so far, as `(messages, bytes)`.
     pub fn received(&self) -> (u64, u64) {
-        self.received.get()
+        // under the lock, so that a reader that ends meanwhile is counted once: either here
+        // or in `self.received`, into which `retire_reader` folds it under the same lock
+        let readers = lock(&self.readers);
+        readers
+            .values()
+            .fold(self.received.get(), |(msgs, bytes), conn| {
+                let (m, b) = conn.received.owned();
+                (msgs + m, bytes + b)
+            })
+    }
+
+    /// Starts counting what the reader of connection `id` counts in `conn` (with
+    /// `register_received_by_reader`) as received by this node too.
+    fn add_reader(&self, id: u64, conn: Arc<Stats>) {
+        lock(&self.readers).insert(id, conn);
+    }
+
+    /// Stops counting the reader of connection `id` (it has ended): what it counted moves into
+    /// this node's own counters.
+    fn retire_reader(&self, id: u64) {
+        let mut readers = lock(&self.readers);
+        if let Some(conn) = readers.remove(&id) {
+            let (msgs, bytes) = conn.received.owned();
+            self.received.add(msgs, bytes);
+        }
+    }
+}
+
+/// Makes a connection's reader task count for its node without touching the node's counters
+/// per message: those are shared by every reader of the node, and each locked add on them
+/// costs a few ns (more when readers on other threads contend for the line). The reader
+/// counts in its connection's stats alone (a load and a store: it is their only writer), and
+/// the node's `received()` adds up its running readers' counts. Held by the reader task for
+/// its whole life, so that it is dropped (and its counts folded into the node's) after the
+/// reader's last count, however the task ends: finished, aborted or panicked.
+pub(crate) struct ReaderTally<'a> {
+    node: &'a Stats,
+    id: u64,
+}
+
+impl<'a> ReaderTally<'a> {
+    pub(crate) fn start(node: &'a Stats, id: u64, conn: &Arc<Stats>) -> Self {
+        node.add_reader(id, conn.clone());
+        Self { node, id }
+    }
+}
+
+impl Drop for ReaderTally<'_> {
+    fn drop(&mut self) {
+        self.node.retire_reader(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // STAT-10: a running reader's counts are the node's too, and are folded into the node's
+    // own counters exactly once when the reader ends.
+    #[test]
+    fn stat_10_reader_counts_fold_into_the_node_once() {
+        let node = Stats::default();
+        node.register_received_message(5); // counted by hand, not by a reader
+        let conn = Arc::new(Stats::default());
+        let tally = ReaderTally::start(&node, 7, &conn);
+        conn.register_received_by_reader(10);
+        conn.register_received_by_reader(20);
+        assert_eq!(node.received(), (3, 35));
+        assert_eq!(conn.received(), (2, 30));
+        drop(tally);
+        assert_eq!(node.received(), (3, 35));
+        assert!(lock(&node.readers).is_empty(), "the ended reader is let go");
+        node.retire_reader(7); // a second retirement finds nothing to fold
+        assert_eq!(node.received(), (3, 35));
     }
 }

@@ -455,3 +455,49 @@ async fn stat_06_peer_resets_are_not_accept_errors() {
     assert_eq!(node.node.heuristics().accept_errors(), 0);
     node.node.shut_down().await;
 }
+
+// STAT-10: a node's received counts are the sum of its connections' readers: a message is in
+// them once it is processed (no waiting), and stays counted once when its connection ends.
+#[tokio::test]
+async fn stat_10_node_received_is_each_reader_counted_once() {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let mut senders = Vec::new();
+    for _ in 0..3 {
+        let sender = Peer::new(test_config());
+        sender.enable_writing().await;
+        sender.node.connect(addr).await.unwrap();
+        senders.push(sender);
+    }
+    wait_for_connections(&receiver.node, 3).await;
+    let per_msg = wire_len(4);
+    for (i, sender) in senders.iter().enumerate() {
+        for _ in 0..=i {
+            send_dm(sender, addr, Bytes::from_static(b"abcd"))
+                .await
+                .unwrap();
+        }
+    }
+    wait_until(SEC, || receiver.processed() == 6).await;
+    // `processed` moves at the end of process_message: the counts are already in
+    assert_eq!(receiver.node.stats().received(), (6, 6 * per_msg));
+    let first = senders.remove(0);
+    assert!(first.node.disconnect(addr).await);
+    wait_for_connections(&receiver.node, 2).await;
+    // the ended reader's counts moved into the node's own: neither lost nor counted twice
+    assert_eq!(receiver.node.stats().received(), (6, 6 * per_msg));
+    send_dm(&senders[0], addr, Bytes::from_static(b"abcd"))
+        .await
+        .unwrap();
+    wait_until(SEC, || receiver.processed() == 7).await;
+    assert_eq!(receiver.node.stats().received(), (7, 7 * per_msg));
+    shut_down_all(
+        senders
+            .iter()
+            .map(|s| &s.node)
+            .chain([&first.node, &receiver.node]),
+    )
+    .await;
+    assert_eq!(receiver.node.stats().received(), (7, 7 * per_msg));
+}

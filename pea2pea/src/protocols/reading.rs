@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 
 use super::{ConnCtx, ReadingSlot, enable};
 use crate::{
-    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnReader, task::AbortOnDrop,
+    ConnectionSide, DisconnectOrigin, Heuristics, Pea2Pea, io::ConnReader, stats::ReaderTally,
+    task::AbortOnDrop,
 };
 
 #[cfg(doc)]
@@ -172,6 +173,7 @@ const FIRST_READ: usize = 256;
 /// The connection's reader task: read, decode, count, deliver, until the connection ends.
 async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnReader, ctx: ConnCtx) {
     let _disconnect_when_done = ctx.guard(DisconnectOrigin::Reading, false);
+    let _tally = ReaderTally::start(ctx.node.stats(), ctx.id, ctx.info.stats());
     let addr = ctx.addr();
     let mut deliver = Delivery::new(&this, addr, &ctx);
     let mut idle = IdleTimer::new(R::IDLE_TIMEOUT_MS);
@@ -266,9 +268,9 @@ fn read_failed(ctx: &ConnCtx, e: io::Error) {
 }
 
 fn count_received(ctx: &ConnCtx, bytes: usize) {
-    // the connection's counters have one writer, this task; the node's have one per connection
+    // the connection's counters have one writer, this task; the node adds them up (its
+    // `ReaderTally`), so they count for it too
     ctx.info.stats().register_received_by_reader(bytes);
-    ctx.node.stats().register_received_message(bytes);
 }
 
 /// Hands decoded messages to the handler: inline with backpressure, through a bounded queue
