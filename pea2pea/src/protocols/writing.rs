@@ -459,14 +459,14 @@ where
         message: Self::Message,
     ) -> io::Result<oneshot::Receiver<io::Result<()>>> {
         let (confirm, confirmation) = oneshot::channel();
-        enqueue(self, addr, message, Some(confirm))?;
+        enqueue(self, &addr, message, Some(confirm))?;
         Ok(confirmation)
     }
 
     /// Queues `message` for `addr` without a confirmation; the errors are those of
     /// [`unicast`](Writing::unicast).
     fn unicast_fast(&self, addr: SocketAddr, message: Self::Message) -> io::Result<()> {
-        enqueue(self, addr, message, None)
+        enqueue(self, &addr, message, None)
     }
 
     /// Like [`unicast`](Writing::unicast), but when the connection's queue is full it waits
@@ -516,7 +516,7 @@ where
         async move {
             let (confirm, confirmation) = oneshot::channel();
             let deadline = Instant::now() + Duration::from_millis(Self::TIMEOUT_MS);
-            let (outbox, conn_id) = find_outbox(self, addr)?;
+            let (outbox, conn_id) = find_outbox(self, &addr)?;
             if let Err(e) = outbox.push_when_ready(message, confirm, deadline).await {
                 push_failed(self.node(), addr, conn_id, &outbox, e)?;
             }
@@ -564,22 +564,23 @@ fn ensure_enabled<W: Writing>(this: &W) -> io::Result<()> {
 /// waiting and without holding the registry's lock while user code (the encoder) runs.
 fn enqueue<W: Writing>(
     this: &W,
-    addr: SocketAddr,
+    addr: &SocketAddr,
     message: W::Message,
     confirm: Option<Confirmation>,
 ) -> io::Result<()> {
     let (outbox, conn_id) = find_outbox(this, addr)?;
     match outbox.push(message, confirm) {
         Ok(()) => Ok(()),
-        Err(e) => push_failed(this.node(), addr, conn_id, &outbox, e),
+        Err(e) => push_failed(this.node(), *addr, conn_id, &outbox, e),
     }
 }
 
 type OutboxOf<W> = Outbox<<W as Writing>::Codec, <W as Writing>::Message>;
 
-/// The outbox of the connection with `addr`, and the connection's id.
+/// The outbox of the connection with `addr`, and the connection's id. (The address is
+/// borrowed all the way down: see `Registry::with_entry`.)
 #[inline]
-fn find_outbox<W: Writing>(this: &W, addr: SocketAddr) -> io::Result<(Arc<OutboxOf<W>>, u64)> {
+fn find_outbox<W: Writing>(this: &W, addr: &SocketAddr) -> io::Result<(Arc<OutboxOf<W>>, u64)> {
     ensure_enabled(this)?;
     this.node().registry().with_entry(addr, |entry| {
         let entry = entry.ok_or_else(|| {
