@@ -190,7 +190,9 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
             match decoded {
                 Ok(Some(message)) => {
                     count_received(&ctx, std::mem::take(&mut uncredited));
-                    deliver.send(message).await;
+                    if let Some(message) = deliver.queue(message) {
+                        this.process_message(addr, message).await;
+                    }
                     any_message = true;
                 }
                 Ok(None) => break,
@@ -229,7 +231,9 @@ async fn read_loop<R: Reading>(this: R, mut codec: R::Codec, mut reader: ConnRea
                 peer_closed(&ctx);
                 while let Ok(Some(message)) = codec.decode_eof(&mut buf) {
                     count_received(&ctx, std::mem::take(&mut uncredited));
-                    deliver.send(message).await;
+                    if let Some(message) = deliver.queue(message) {
+                        this.process_message(addr, message).await;
+                    }
                 }
                 return;
             }
@@ -273,13 +277,10 @@ fn count_received(ctx: &ConnCtx, bytes: usize) {
     ctx.info.stats().register_received_by_reader(bytes);
 }
 
-/// Hands decoded messages to the handler: inline with backpressure, through a bounded queue
-/// to a processing task without it.
+/// Hands decoded messages to the handler: inline with backpressure (the reader awaits
+/// `process_message` itself), through a bounded queue to a processing task without it.
 enum Delivery<R: Reading> {
-    Inline {
-        this: R,
-        addr: SocketAddr,
-    },
+    Inline,
     Queued {
         queue: mpsc::Sender<R::Message>,
         _processor: AbortOnDrop<()>,
@@ -290,10 +291,7 @@ enum Delivery<R: Reading> {
 impl<R: Reading> Delivery<R> {
     fn new(this: &R, addr: SocketAddr, ctx: &ConnCtx) -> Self {
         if R::BACKPRESSURE {
-            return Self::Inline {
-                this: this.clone(),
-                addr,
-            };
+            return Self::Inline;
         }
         let (queue, mut inbox) = mpsc::channel(R::MESSAGE_QUEUE_DEPTH);
         let this = this.clone();
@@ -312,13 +310,18 @@ impl<R: Reading> Delivery<R> {
         }
     }
 
-    async fn send(&mut self, message: R::Message) {
+    /// Queues `message` for the processing task, or hands it back to be processed inline.
+    /// (Not an async fn that awaits the handler: the reader's own future holds the handler's,
+    /// and the message moves into it once, not through a future of this function's too.)
+    #[inline]
+    fn queue(&mut self, message: R::Message) -> Option<R::Message> {
         match self {
-            Self::Inline { this, addr } => this.process_message(*addr, message).await,
+            Self::Inline => Some(message),
             Self::Queued { queue, dropped, .. } => {
                 if queue.try_send(message).is_err() {
                     dropped.record();
                 }
+                None
             }
         }
     }
