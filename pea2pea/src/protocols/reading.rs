@@ -271,6 +271,9 @@ fn read_failed(ctx: &ConnCtx, e: io::Error) {
         .record_close_reason_with(|| format!("reading from the peer failed: {e}"));
 }
 
+// inline: `read_loop` is compiled in the user's crate, and a call back into this one per
+// message costs more than these two loads and stores
+#[inline]
 fn count_received(ctx: &ConnCtx, bytes: usize) {
     // the connection's counters have one writer, this task; the node adds them up (its
     // `ReaderTally`), so they count for it too
