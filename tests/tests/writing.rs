@@ -263,7 +263,14 @@ async fn wr_02_queue_full_quota_exceeded() {
     for _ in 0..10 {
         match node.unicast_fast(addr, Bytes::from_static(b"spam")) {
             Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::QuotaExceeded => quota += 1,
+            Err(e) if e.kind() == ErrorKind::QuotaExceeded => {
+                // the refusal says which peer's queue is full
+                assert_eq!(
+                    e.to_string(),
+                    format!("the outbound queue for {addr} is full")
+                );
+                quota += 1
+            }
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
