@@ -2,7 +2,8 @@
 //! fingerprint) and `Message::SCHEMA` (the same, as data).
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::parse::{Body, Fields, Input, Style};
 use crate::text::compact;
@@ -122,6 +123,10 @@ fn field_schemas(d: &TokenStream, fields: &Fields) -> TokenStream {
         let name = f.name();
         let ty = &f.ty;
         let written = compact(&ty.to_token_stream().to_string());
+        // a closure, not `schema_of::<T>`: a field type without `Message` is then the same
+        // error, at the field, as its encoding's (one error, not a second about
+        // `schema_of`'s bound)
+        let schema = quote_spanned!(ty.span()=> || <#ty as #d::Message>::SCHEMA);
         let default = f.default.is_some();
         let max_len = match &f.max_len {
             Some((max, _)) => quote!(::core::option::Option::Some(#max)),
@@ -130,7 +135,7 @@ fn field_schemas(d: &TokenStream, fields: &Fields) -> TokenStream {
         quote!(#d::FieldSchema {
             name: #name,
             ty: #written,
-            schema: #d::schema_of::<#ty>,
+            schema: #schema,
             default: #default,
             max_len: #max_len,
         })

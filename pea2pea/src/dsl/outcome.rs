@@ -6,7 +6,7 @@ use std::{fmt::Display, net::SocketAddr, sync::atomic::Ordering};
 use tracing::warn;
 
 use super::ext;
-use crate::{ConnectionId, Message, Pea2Pea};
+use crate::{ConnectionId, Pea2Pea};
 
 /// What an `on` handler may evaluate to: `()`, or a `Result<(), E>` whose error displays
 /// (`io::Result<()>`, a `Result` of your own error type). An `Err` is logged with the node's
@@ -48,13 +48,13 @@ pub trait RpcAnswer<R> {
     fn into_answer(self) -> Result<R, String>;
 }
 
-impl<R: Message> RpcAnswer<R> for R {
+impl<R> RpcAnswer<R> for R {
     fn into_answer(self) -> Result<R, String> {
         Ok(self)
     }
 }
 
-impl<R: Message, E: Display> RpcAnswer<R> for Result<R, E> {
+impl<R, E: Display> RpcAnswer<R> for Result<R, E> {
     fn into_answer(self) -> Result<R, String> {
         self.map_err(|e| e.to_string())
     }

@@ -3,6 +3,7 @@
 //! nobody depends on it by accident and a mismatched `pea2pea-macros` fails to compile rather
 //! than misbehave. Only the macros name it (through `crate = path` when pea2pea is renamed).
 
+pub mod checked;
 pub mod derive;
 pub mod rt;
 pub mod undeclared;

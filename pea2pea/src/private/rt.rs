@@ -14,9 +14,10 @@ pub use core::{
 };
 pub use std::{boxed::Box, io, net::SocketAddr};
 
+pub use super::checked::ProtocolMessage;
 pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
 pub use crate::dsl::{
-    Call, Protocol, Rpc, SendReport, WhenFull,
+    Call, Protocol, Rpc, RpcAnswer, SendReport, WhenFull,
     codec::DslCodec,
     describe::{Declared, DeclaredRpc},
     ext::first_enable,

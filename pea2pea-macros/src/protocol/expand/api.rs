@@ -2,9 +2,10 @@
 //! and `call`, or their stand-ins when the protocol does not declare what they need.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
-use super::usize_lit;
+use super::{checked, through, usize_lit};
 use crate::protocol::check::{CheckedFraming, HandshakeKind, Model};
 
 pub(super) fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
@@ -78,10 +79,16 @@ fn enables(model: &Model, rt: &TokenStream) -> Vec<TokenStream> {
 
 /// `send`, `send_fast`, `send_to_many` and `send_to_many_with`, for a node that writes.
 fn sends(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
-    let out = model.outbound.as_ref()?;
+    let written = model.outbound.as_ref()?;
+    let out = checked(written, rt);
+    // `&` too carries the type's span: the reference type's span is where it would be reported
+    let out_ref = quote_spanned!(written.span()=> &#out);
     let to_many = match model.framing {
         CheckedFraming::Custom(_) => quote!(#rt::send_to_many_cloned::<Self, #out>),
-        CheckedFraming::LengthDelimited { .. } => quote!(#rt::send_to_many_encoded::<Self, #out>),
+        CheckedFraming::LengthDelimited { .. } => {
+            let send = through(written, rt, "send_to_many_encoded");
+            quote!(#send::<Self>)
+        }
     };
     let how = match model.framing {
         CheckedFraming::Custom(_) => {
@@ -131,7 +138,7 @@ fn sends(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
         pub async fn send_to_many(
             &self,
             addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
-            message: &#out,
+            message: #out_ref,
         ) -> #rt::SendReport {
             #to_many(self, addrs, message, #rt::WhenFull::Wait).await
         }
@@ -140,7 +147,7 @@ fn sends(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
         pub async fn send_to_many_with(
             &self,
             addrs: impl #rt::IntoIterator<Item = #rt::SocketAddr>,
-            message: &#out,
+            message: #out_ref,
             when_full: #rt::WhenFull,
         ) -> #rt::SendReport {
             #to_many(self, addrs, message, when_full).await

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Type, spanned::Spanned};
 
-use super::{bind_args, millis, setting_const, unit_body};
+use super::{bind_args, checked, millis, respan, setting_const, unit_body};
 use crate::{
     protocol::check::{CheckedFraming, HandshakeKind, Model},
     text::compact,
@@ -31,13 +31,16 @@ pub(super) fn expand_protocol(model: &Model, rt: &TokenStream) -> TokenStream {
     // the server's fingerprint, so the directions are combined symmetrically below
     let hashed_name = model.name.as_ref().map(|n| n.value()).unwrap_or_default();
     let fp = |ty: &Option<Type>| match ty {
-        Some(ty) => quote!(<#ty as #rt::Message>::FINGERPRINT),
+        Some(ty) => {
+            let ty = checked(ty, rt);
+            quote!(<#ty as #rt::Message>::FINGERPRINT)
+        }
         None => quote!(0u64),
     };
     let (fp_in, fp_out) = (fp(&model.inbound), fp(&model.outbound));
     let framing = framing_code(model, rt);
     let rpcs = model.rpcs.iter().map(|rpc| {
-        let (request, response) = (&rpc.request, &rpc.response);
+        let (request, response) = (checked(&rpc.request, rt), checked(&rpc.response, rt));
         quote!(.wrapping_add(#rt::rpc_shape(
             <#request as #rt::Message>::FINGERPRINT,
             <#response as #rt::Message>::FINGERPRINT,
@@ -99,13 +102,16 @@ fn declared(model: &Model, rt: &TokenStream) -> TokenStream {
         .map_or((0, u32::MAX), |(range, _)| *range);
     let framing = framing_code(model, rt);
     let schema = |ty: &Option<Type>| match ty {
-        Some(ty) => quote!(#rt::Some(#rt::schema_of::<#ty>)),
+        Some(ty) => {
+            let ty = checked(ty, rt);
+            quote!(#rt::Some(#rt::schema_of::<#ty>))
+        }
         None => quote!(#rt::None),
     };
     let (inbound, outbound) = (schema(&model.inbound), schema(&model.outbound));
     let rpcs = model.rpcs.iter().map(|rpc| {
-        let (request, response) = (&rpc.request, &rpc.response);
-        let name = rpc_name(request);
+        let name = rpc_name(&rpc.request);
+        let (request, response) = (checked(&rpc.request, rt), checked(&rpc.response, rt));
         let served = rpc.handler.is_some();
         quote!(#rt::DeclaredRpc {
             name: #name,
@@ -205,10 +211,19 @@ pub(super) fn rpc_impls(model: &Model, rt: &TokenStream) -> TokenStream {
         .rpcs
         .iter()
         .map(|rpc| {
-            let (request, response) = (&rpc.request, &rpc.response);
+            let request = &rpc.request;
             let name = rpc_name(request);
+            let response = checked(&rpc.response, rt);
+            // A request type without `Message` is reported once, where `checked` spells it
+            // (the fingerprint names it): the bound here makes this impl not apply to it
+            // rather than fail again (a bound with a lifetime, even an unused one, may be
+            // false without being an error).
+            let only_if_message = respan(
+                quote!(where for<'__pea2pea> #request: #rt::Message,),
+                request.span(),
+            );
             quote! {
-                impl #rt::Rpc<#node> for #request {
+                impl #rt::Rpc<#node> for #request #only_if_message {
                     type Response = #response;
                     const METHOD: #rt::u64 = #rt::method_of(#name);
                 }

@@ -11,9 +11,9 @@ mod impls;
 mod reading;
 mod writing;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
-use syn::{Expr, Pat};
+use syn::{Expr, Pat, Type, spanned::Spanned};
 
 use super::{
     check::{CheckedFraming, HandshakeKind, Model},
@@ -51,10 +51,67 @@ pub fn expand(model: &Model) -> TokenStream {
     }
 }
 
-/// The codec type and the expression that builds it, for the given direction's types.
-fn codec(model: &Model, rt: &TokenStream) -> (TokenStream, TokenStream) {
+/// A message type the user named, as the generated code spells it: `<T as rt::ProtocolMessage>::Type`,
+/// spanned at the user's `T`. Every use is then the same obligation, `T: Message`, at the same
+/// place, so a type without the derive is one error there (rustc drops identical diagnostics).
+fn checked(ty: &Type, rt: &TokenStream) -> TokenStream {
+    through(ty, rt, "Type")
+}
+
+/// `<T as rt::ProtocolMessage>::item`, all of it spanned at the user's `T`: an engine function
+/// that needs `T: Message`, called so that its only bound on `T` is the one `checked` has.
+fn through(ty: &Type, rt: &TokenStream, item: &str) -> TokenStream {
+    let item = syn::Ident::new(item, Span::call_site());
+    respan(quote!(<#ty as #rt::ProtocolMessage>::#item), ty.span())
+}
+
+/// `tokens` with every span set to `span`. rustc reports a bound that a generated item's types
+/// fail at the item; an item that names a user's message type carries that type's span, so
+/// that its error is the one `checked` reports there, and is dropped as a duplicate.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
+/// A `{ body }` block whose braces carry `span` (for an item given a span by `respan`: the
+/// span of an item runs to its closing brace), its contents left as they are.
+fn braced(body: TokenStream, span: Span) -> TokenTree {
+    let mut group = Group::new(proc_macro2::Delimiter::Brace, body);
+    group.set_span(span);
+    TokenTree::Group(group)
+}
+
+/// Which impl a codec is for.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Reading,
+    Writing,
+}
+
+/// The codec type and the expression that builds it, for the given direction's types. Only the
+/// side's own message type is spelled `checked` (the decoder needs only the inbound type to be
+/// a `Message`, the encoder only the outbound one): a type without `Message` then fails in
+/// the impl whose span is its own, not in both.
+fn codec(model: &Model, rt: &TokenStream, side: Side) -> (TokenStream, TokenStream) {
     let inbound = model.inbound.as_ref().or(model.outbound.as_ref());
     let outbound = model.outbound.as_ref().or(model.inbound.as_ref());
+    let spell = |ty: Option<&Type>, own: bool| match (ty, own) {
+        (Some(ty), true) => checked(ty, rt),
+        (ty, _) => quote!(#ty),
+    };
+    let inbound = spell(inbound, side == Side::Reading);
+    let outbound = spell(outbound, side == Side::Writing);
     match &model.framing {
         CheckedFraming::Custom(codec) => {
             (quote!(#codec), quote!(<#codec as #rt::Default>::default()))

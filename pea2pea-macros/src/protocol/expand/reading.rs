@@ -5,7 +5,9 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::{Expr, Ident, Type, spanned::Spanned};
 
-use super::{bind_from, codec, millis, setting_const, usize_lit};
+use super::{
+    Side, bind_from, braced, checked, codec, millis, respan, setting_const, through, usize_lit,
+};
 use crate::protocol::{
     check::Model,
     parse::{OnArm, RpcItem},
@@ -14,7 +16,7 @@ use crate::protocol::{
 pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
     let inbound = model.inbound.as_ref().expect("checked by the caller");
-    let (codec_ty, codec_expr) = codec(model, rt);
+    let (codec_ty, codec_expr) = codec(model, rt, Side::Reading);
     let read = &model.read;
     let (count, millis_ty, flag) = (quote!(#rt::usize), quote!(#rt::u64), quote!(#rt::bool));
     let queue = setting_const(
@@ -64,6 +66,22 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
             }
         }
     });
+    // the codec's items name the inbound type: they carry its span (see `respan`); the
+    // message type is spelled as written, as `Reading` needs only `Send` of it
+    let codec_body = braced(codec_expr, inbound.span());
+    let codec_items = respan(
+        quote! {
+            type Codec = #codec_ty;
+
+            fn codec(
+                &self,
+                _: #rt::SocketAddr,
+                _: #rt::ConnectionSide,
+            ) -> Self::Codec
+        },
+        inbound.span(),
+    );
+    let codec_items = quote!(#codec_items #codec_body);
     quote! {
         impl #rt::Reading for #node {
             #queue
@@ -71,15 +89,7 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
             #idle
             #buffer
             type Message = #message_ty;
-            type Codec = #codec_ty;
-
-            fn codec(
-                &self,
-                _: #rt::SocketAddr,
-                _: #rt::ConnectionSide,
-            ) -> Self::Codec {
-                #codec_expr
-            }
+            #codec_items
 
             async fn process_message(&self, __pea2pea_source: #rt::SocketAddr, #param: Self::Message) {
                 #body
@@ -226,9 +236,31 @@ fn uses_try(body: &Expr) -> bool {
     finder.0
 }
 
+/// `RpcAnswer::<Response>::into_answer(answer)`, all at the handler body's span (carried by
+/// `answer`) but the response type, which keeps its own: an answer of the wrong type is
+/// reported at the body, a response type without `Message` where `checked` reports it.
+fn answer_call(rt: &TokenStream, response: &TokenStream, answer: &Ident) -> TokenStream {
+    let at = answer.span();
+    let head = respan(quote!(#rt::RpcAnswer::<), at);
+    let tail = respan(quote!(>::into_answer(#answer)), at);
+    quote!(#head #response #tail)
+}
+
 fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {
     let handler = rpc.handler.as_ref().expect("filtered by the caller");
-    let (request, response) = (&rpc.request, &rpc.response);
+    let (request, response) = (checked(&rpc.request, rt), checked(&rpc.response, rt));
+    // the calls that name the request and response types carry their spans, to the `.await`
+    // (see `respan`)
+    let decode = through(&rpc.request, rt, "decode_request");
+    let decode = respan(
+        quote!(#decode::<Self, _>(self, __pea2pea_source, __pea2pea_id, __pea2pea_body).await),
+        rpc.request.span(),
+    );
+    let respond = through(&rpc.response, rt, "respond");
+    let respond = respan(
+        quote!(#respond::<Self, _>(self, __pea2pea_source, __pea2pea_id, __pea2pea_answer, #timeout).await),
+        rpc.response.span(),
+    );
     let pat = &handler.pat;
     let bind = bind_from(&handler.from);
     let body = &handler.body;
@@ -237,21 +269,15 @@ fn expand_served(rpc: &RpcItem, rt: &TokenStream, timeout: u64) -> TokenStream {
     // an answer of the wrong type is reported at the body
     let answer = Ident::new("__pea2pea_answer", body.span());
     let run = quote_spanned!(body.span()=> async { #body }.await);
-    let respond = quote_spanned!(body.span()=> #rt::respond::<Self, _, #response, _>);
+    let into_answer = answer_call(rt, &response, &answer);
     quote! {
         if __pea2pea_method == <#request as #rt::Rpc<Self>>::METHOD {
-            if let #rt::Some(__pea2pea_request) = #rt::decode_request::<Self, _, #request>(
-                self,
-                __pea2pea_source,
-                __pea2pea_id,
-                __pea2pea_body,
-            )
-            .await
-            {
+            if let #rt::Some(__pea2pea_request) = #decode {
                 let #pat = __pea2pea_request;
                 #bind
                 let #answer #annotation = #run;
-                #respond(self, __pea2pea_source, __pea2pea_id, #answer, #timeout).await;
+                let __pea2pea_answer = #into_answer;
+                #respond;
             }
             return;
         }

@@ -2,14 +2,15 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::spanned::Spanned;
 
-use super::{codec, millis, setting_const, usize_lit};
+use super::{Side, braced, codec, millis, respan, setting_const, usize_lit};
 use crate::protocol::check::{CheckedFraming, Model};
 
 pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
-    let outbound = model.outbound.as_ref().expect("checked by the caller");
-    let (codec_ty, codec_expr) = codec(model, rt);
+    let written = model.outbound.as_ref().expect("checked by the caller");
+    let (codec_ty, codec_expr) = codec(model, rt, Side::Writing);
     let write = &model.write;
     let count = quote!(#rt::usize);
     let queue = setting_const(
@@ -20,15 +21,14 @@ pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
     let timeout = setting_const("TIMEOUT_MS", quote!(#rt::u64), millis(write.timeout_ms));
     let buffer = setting_const("INITIAL_BUFFER_SIZE", count, write.buffer.map(usize_lit));
     let message_ty = match (&model.framing, model.rpcs.is_empty()) {
-        (CheckedFraming::Custom(_), _) => quote!(#outbound),
-        (_, true) => quote!(#rt::Outgoing<#outbound>),
-        (_, false) => quote!(#rt::Frame<#outbound>),
+        (CheckedFraming::Custom(_), _) => quote!(#written),
+        (_, true) => quote!(#rt::Outgoing<#written>),
+        (_, false) => quote!(#rt::Frame<#written>),
     };
-    quote! {
-        impl #rt::Writing for #node {
-            #queue
-            #timeout
-            #buffer
+    // the items that name the outbound type carry its span (see `respan`)
+    let codec_body = braced(codec_expr, written.span());
+    let types = respan(
+        quote! {
             type Message = #message_ty;
             type Codec = #codec_ty;
 
@@ -36,9 +36,16 @@ pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
                 &self,
                 _: #rt::SocketAddr,
                 _: #rt::ConnectionSide,
-            ) -> Self::Codec {
-                #codec_expr
-            }
+            ) -> Self::Codec
+        },
+        written.span(),
+    );
+    quote! {
+        impl #rt::Writing for #node {
+            #queue
+            #timeout
+            #buffer
+            #types #codec_body
         }
     }
 }
