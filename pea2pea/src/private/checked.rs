@@ -71,3 +71,18 @@ pub trait ProtocolMessage {
 impl<T: Message> ProtocolMessage for T {
     type Type = T;
 }
+
+/// The node type of a `protocol!`, checked to be `Clone` once: the generated impls that need
+/// `Clone` hold only for a `Clone` node (they are not errors without it), and
+/// `CloneNode::check`, named once at the node type, is the error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Clone`, which a node type needs: the engine clones the node into each connection's tasks",
+    label = "`{Self}` is not `Clone`",
+    note = "add `#[derive(Clone)]` to `{Self}` (a clone is cheap: `Node` and the usual shared state, `Arc`s, are handles), or implement `Clone` for it by hand"
+)]
+pub trait CloneNode {
+    /// Named (not called) by the generated code at the node type, to require the impl.
+    fn check() {}
+}
+
+impl<T: Clone> CloneNode for T {}

@@ -14,7 +14,7 @@ pub use core::{
 };
 pub use std::{boxed::Box, io, net::SocketAddr};
 
-pub use super::checked::ProtocolMessage;
+pub use super::checked::{CloneNode, ProtocolMessage};
 pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
 pub use crate::dsl::{
     Call, Protocol, Rpc, RpcAnswer, SendReport, WhenFull,

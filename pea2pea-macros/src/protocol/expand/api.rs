@@ -5,11 +5,12 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{checked, through, usize_lit};
+use super::{checked, if_clone, through, usize_lit};
 use crate::protocol::check::{CheckedFraming, HandshakeKind, Model};
 
 pub(super) fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     let enables = enables(model, rt);
     let sending = sends(model, rt).unwrap_or_else(|| undeclared_sends(rt));
     let call = call(model, rt).unwrap_or_else(|| undeclared_call(rt));
@@ -19,7 +20,7 @@ pub(super) fn expand_api(model: &Model, rt: &TokenStream) -> TokenStream {
     };
     let start_doc = "Enables the declared protocols (as `enable_protocols` does) and starts listening on the configured address, unless the node is already listening (`Node::start_listening`); returns the address it listens on. Calling it again, even concurrently, returns the same address.";
     quote! {
-        impl #node {
+        impl #node #if_clone {
             #[doc = #start_doc]
             pub async fn start(&self) -> #rt::io::Result<#rt::SocketAddr> {
                 Self::enable_protocols(self).await;

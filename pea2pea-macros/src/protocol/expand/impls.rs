@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Type, spanned::Spanned};
 
-use super::{bind_args, checked, millis, respan, setting_const, unit_body};
+use super::{bind_args, checked, if_clone, millis, respan, setting_const, unit_body};
 use crate::{
     protocol::check::{CheckedFraming, HandshakeKind, Model},
     text::compact,
@@ -138,6 +138,7 @@ fn declared(model: &Model, rt: &TokenStream) -> TokenStream {
 /// `impl Handshake` for `handshake = fingerprint`: the DSL handshake.
 pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     (model.handshake == HandshakeKind::Fingerprint).then(|| {
         let timeout = setting_const(
             "TIMEOUT_MS",
@@ -146,7 +147,7 @@ pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> 
         );
         let declared = declared(model, rt);
         quote! {
-            impl #rt::Handshake for #node {
+            impl #rt::Handshake for #node #if_clone {
                 #timeout
                 async fn perform_handshake(
                     &self,
@@ -163,11 +164,12 @@ pub(super) fn handshake(model: &Model, rt: &TokenStream) -> Option<TokenStream> 
 /// `impl OnConnect` for an `on_connect(addr) => ...` hook.
 pub(super) fn on_connect(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     model.on_connect.as_ref().map(|hook| {
         let bind = bind_args(hook, &[quote!(__pea2pea_addr)]);
         let body = unit_body(&hook.body, hook.arrow.span());
         quote! {
-            impl #rt::OnConnect for #node {
+            impl #rt::OnConnect for #node #if_clone {
                 async fn on_connect(&self, __pea2pea_addr: #rt::SocketAddr) {
                     #bind
                     #body
@@ -180,6 +182,7 @@ pub(super) fn on_connect(model: &Model, rt: &TokenStream) -> Option<TokenStream>
 /// `impl OnDisconnect` for an `on_disconnect(addr[, origin]) => ...` hook.
 pub(super) fn on_disconnect(model: &Model, rt: &TokenStream) -> Option<TokenStream> {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     model.on_disconnect.as_ref().map(|hook| {
         let timeout = setting_const(
             "TIMEOUT_MS",
@@ -189,7 +192,7 @@ pub(super) fn on_disconnect(model: &Model, rt: &TokenStream) -> Option<TokenStre
         let bind = bind_args(hook, &[quote!(__pea2pea_addr), quote!(__pea2pea_origin)]);
         let body = unit_body(&hook.body, hook.arrow.span());
         quote! {
-            impl #rt::OnDisconnect for #node {
+            impl #rt::OnDisconnect for #node #if_clone {
                 #timeout
                 async fn on_disconnect(
                     &self,

@@ -39,7 +39,9 @@ pub fn expand(model: &Model) -> TokenStream {
     let on_disconnect = impls::on_disconnect(model, &rt);
     let rpc_impls = impls::rpc_impls(model, &rt);
     let api = api::expand_api(model, &rt);
+    let assert_clone = assert_clone(model, &rt);
     quote! {
+        #assert_clone
         #protocol
         #handshake
         #reading
@@ -49,6 +51,22 @@ pub fn expand(model: &Model) -> TokenStream {
         #rpc_impls
         #api
     }
+}
+
+/// The where clause of every impl for the node type that needs it to be `Clone` (the engine's
+/// protocols do): a node without `Clone` then gets none of them, rather than an error for
+/// each, and `assert_clone` reports it once. (A bound with a lifetime, even an unused one,
+/// may be false without being an error.)
+fn if_clone(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    quote!(where for<'__pea2pea> #node: #rt::Clone)
+}
+
+/// The one error for a node type without `Clone`, at the node type as the protocol names it.
+fn assert_clone(model: &Model, rt: &TokenStream) -> TokenStream {
+    let node = &model.node;
+    let check = respan(quote!(<#node as #rt::CloneNode>::check), node.span());
+    quote!(const _: () = { let _: fn() = #check; };)
 }
 
 /// A message type the user named, as the generated code spells it: `<T as rt::ProtocolMessage>::Type`,

@@ -6,7 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::{Expr, Ident, Type, spanned::Spanned};
 
 use super::{
-    Side, bind_from, braced, checked, codec, millis, respan, setting_const, through, usize_lit,
+    Side, bind_from, braced, checked, codec, if_clone, millis, respan, setting_const, through,
+    usize_lit,
 };
 use crate::protocol::{
     check::Model,
@@ -15,6 +16,7 @@ use crate::protocol::{
 
 pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     let inbound = model.inbound.as_ref().expect("checked by the caller");
     let (codec_ty, codec_expr) = codec(model, rt, Side::Reading);
     let read = &model.read;
@@ -83,7 +85,7 @@ pub(super) fn expand_reading(model: &Model, rt: &TokenStream) -> TokenStream {
     );
     let codec_items = quote!(#codec_items #codec_body);
     quote! {
-        impl #rt::Reading for #node {
+        impl #rt::Reading for #node #if_clone {
             #queue
             #backpressure
             #idle
@@ -113,6 +115,7 @@ fn expand_rpc_reading(
     dispatch: TokenStream,
 ) -> (TokenStream, TokenStream) {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     let timeout = model.call_timeout_ms;
     let max = usize_lit(model.max_calls);
     let served = model
@@ -165,7 +168,7 @@ fn expand_rpc_reading(
         }
     };
     let handlers = quote! {
-        impl #node {
+        impl #node #if_clone {
             /// The `on` handlers (in the connection's handler task).
             #[doc(hidden)]
             async fn __pea2pea_on_message(

@@ -4,11 +4,12 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::spanned::Spanned;
 
-use super::{Side, braced, codec, millis, respan, setting_const, usize_lit};
+use super::{Side, braced, codec, if_clone, millis, respan, setting_const, usize_lit};
 use crate::protocol::check::{CheckedFraming, Model};
 
 pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
     let node = &model.node;
+    let if_clone = if_clone(model, rt);
     let written = model.outbound.as_ref().expect("checked by the caller");
     let (codec_ty, codec_expr) = codec(model, rt, Side::Writing);
     let write = &model.write;
@@ -41,7 +42,7 @@ pub(super) fn expand_writing(model: &Model, rt: &TokenStream) -> TokenStream {
         written.span(),
     );
     quote! {
-        impl #rt::Writing for #node {
+        impl #rt::Writing for #node #if_clone {
             #queue
             #timeout
             #buffer
