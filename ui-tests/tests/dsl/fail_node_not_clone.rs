@@ -1,5 +1,6 @@
 // A node type without `Clone`: one error, at the node type as the protocol names it, saying
-// what to add and why (not one for each engine trait and method that needs it).
+// what to add and why (not one for each engine trait and method that needs it). A call of a
+// generated method is an error of its own, at the call, that names the same missing bound.
 use pea2pea::{Message, Node, protocol};
 
 #[derive(Message, Debug)]
@@ -25,4 +26,10 @@ protocol! {
     }
 }
 
-fn main() {}
+async fn run(peer: Peer) {
+    let _ = peer.start().await;
+}
+
+fn main() {
+    let _ = run;
+}
