@@ -7,3 +7,4 @@ pub mod checked;
 pub mod derive;
 pub mod rt;
 pub mod undeclared;
+pub mod unhandled;

@@ -16,6 +16,7 @@ pub use std::{boxed::Box, io, net::SocketAddr};
 
 pub use super::checked::{CloneNode, ProtocolMessage};
 pub use super::undeclared::{NoRpcDeclared, NoWritesDeclared};
+pub use super::unhandled::{Unhandled, unhandled};
 pub use crate::dsl::{
     Call, Protocol, Rpc, RpcAnswer, SendReport, WhenFull,
     codec::DslCodec,

@@ -7,6 +7,7 @@
 //! `__pea2pea_` prefix.
 
 mod api;
+mod handled;
 mod impls;
 mod reading;
 mod writing;
@@ -40,8 +41,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let rpc_impls = impls::rpc_impls(model, &rt);
     let api = api::expand_api(model, &rt);
     let assert_clone = assert_clone(model, &rt);
+    let check_handled = handled::check_handled(model, &rt);
     quote! {
         #assert_clone
+        #check_handled
         #protocol
         #handshake
         #reading
