@@ -27,6 +27,46 @@ type Answer<'a> = Pin<Box<dyn Future<Output = io::Result<(Bytes, ConnectionId)>>
 /// for the response (or the error that ended the call); dropping it abandons the call. It is a
 /// `Future` when `R` is one of the node's rpc requests. The [module's example](crate::dsl)
 /// awaits one.
+///
+/// ```
+/// use pea2pea::{Config, Message, Node, Pea2Pea, protocol};
+///
+/// #[derive(Message, Debug)]
+/// struct Ping(u32);
+///
+/// #[derive(Message, Debug)]
+/// struct Pong(u32);
+///
+/// #[pea2pea::node]
+/// #[derive(Clone)]
+/// struct Peer {
+///     node: Node,
+/// }
+///
+/// protocol! {
+///     Peer speaks Ping {
+///         on Ping(_) => {},
+///         rpc Ping(n) -> Pong => Pong(n + 1),
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let peer = || Peer { node: Node::new(Config::loopback()) };
+/// let (alice, bob) = (peer(), peer());
+/// alice.start().await?;
+/// let bob_addr = bob.start().await?;
+/// let conn = alice.connect_if_needed(bob_addr).await?;
+///
+/// let call = alice.call(conn, Ping(41)); // nothing is sent yet
+/// let Pong(n) = call.await?;
+/// assert_eq!(n, 42);
+///
+/// alice.node().shut_down().await;
+/// bob.node().shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "the request is not sent unless this future is awaited"]
 pub struct Call<'a, N, R> {
     node: &'a N,

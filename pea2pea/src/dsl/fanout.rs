@@ -42,6 +42,40 @@ pub enum WhenFull {
 }
 
 /// What happened to one peer's copy of a message sent with `send_to_many`.
+///
+/// ```
+/// use std::io;
+///
+/// use pea2pea::{Config, Message, Node, Pea2Pea, dsl::SendOutcome, protocol};
+///
+/// #[derive(Message, Debug)]
+/// struct Note(String);
+///
+/// #[pea2pea::node]
+/// #[derive(Clone)]
+/// struct Peer {
+///     node: Node,
+/// }
+///
+/// protocol! {
+///     Peer speaks Note {
+///         on Note(text) => println!("{text}"),
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let peer = Peer { node: Node::new(Config::loopback()) };
+/// peer.enable_protocols().await;
+/// let nobody = "127.0.0.1:9".parse().unwrap();
+/// let report = peer.send_to_many([nobody], &Note("hi".into())).await;
+///
+/// let outcome = report.get(nobody).unwrap();
+/// assert!(!outcome.is_queued());
+/// assert!(matches!(outcome, SendOutcome::Failed(e) if e.kind() == io::ErrorKind::NotConnected));
+/// peer.node().shut_down().await;
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum SendOutcome {
     /// Queued for the socket: it will be written unless the connection fails first (which

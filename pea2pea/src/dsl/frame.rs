@@ -51,6 +51,15 @@ const REFUSED: u8 = 4;
 
 /// The longest reason a refused frame carries, in bytes: a longer one is cut (at a character
 /// boundary) when sent, and when received.
+///
+/// ```
+/// use pea2pea::dsl::MAX_REFUSAL;
+///
+/// // a reason kept from a peer's refusal (a close reason, a log line) is never longer
+/// let from_a_peer = "x".repeat(10_000);
+/// let kept = &from_a_peer[..from_a_peer.len().min(MAX_REFUSAL)];
+/// assert_eq!(kept.len(), 512);
+/// ```
 pub const MAX_REFUSAL: usize = 512;
 
 /// `reason` cut to [`MAX_REFUSAL`] bytes, at a character boundary.

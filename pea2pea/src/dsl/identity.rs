@@ -24,6 +24,47 @@ use crate::{ConnectionId, ConnectionSide, Node};
 /// Who is at the other end of a connection, as its DSL handshake said: what
 /// [`peer_identity`](crate::dsl::peer_identity) returns (the [module's example](crate::dsl)
 /// reads it in an rpc handler).
+///
+/// ```
+/// use pea2pea::{Config, Message, Node, Pea2Pea, dsl, protocol};
+///
+/// #[derive(Message, Debug)]
+/// enum Chat {
+///     Say(String),
+/// }
+///
+/// #[pea2pea::node]
+/// #[derive(Clone)]
+/// struct Peer {
+///     node: Node,
+/// }
+///
+/// protocol! {
+///     Peer speaks Chat {
+///         handshake = fingerprint,
+///         on Chat::Say(text) => println!("{text}"),
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let peer = |name: &str| Peer {
+///     node: Node::new(Config { name: Some(name.into()), ..Config::loopback() }),
+/// };
+/// let (alice, bob) = (peer("alice"), peer("bob"));
+/// alice.start().await?;
+/// let bob_addr = bob.start().await?;
+/// let conn = alice.connect_if_needed(bob_addr).await?;
+///
+/// let who = dsl::peer_identity(alice.node(), conn).expect("a DSL handshake took place");
+/// assert_eq!(who.name(), "bob");
+/// assert_eq!(who.listening_addr(), Some(bob_addr));
+///
+/// alice.node().shut_down().await;
+/// bob.node().shut_down().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
     listening: Option<SocketAddr>,

@@ -12,6 +12,36 @@ use crate::{ConnectionId, Pea2Pea};
 /// (`io::Result<()>`, a `Result` of your own error type). An `Err` is logged with the node's
 /// name and the peer, counted in [`dsl::handler_errors`](super::handler_errors), and
 /// disconnects that peer.
+///
+/// ```
+/// use std::io;
+///
+/// use pea2pea::{Message, Node, protocol};
+///
+/// #[derive(Message, Debug)]
+/// enum Cmd {
+///     Log(String),
+///     Save(String),
+/// }
+///
+/// #[pea2pea::node]
+/// #[derive(Clone)]
+/// struct Peer {
+///     node: Node,
+/// }
+///
+/// protocol! {
+///     Peer speaks Cmd {
+///         // `()`: nothing can fail
+///         on Cmd::Log(text) => println!("{text}"),
+///         // a `Result`: an `Err` disconnects the peer; `?` makes it an `io::Result<()>`
+///         on Cmd::Save(text) => {
+///             std::fs::write(std::env::temp_dir().join("pea2pea-note"), text)?;
+///             Ok::<(), io::Error>(())
+///         }
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "an `on` handler evaluates to `()` or to a `Result<(), E>` whose error implements `Display`, not to `{Self}`",
     label = "this handler evaluates to `{Self}`",
@@ -39,6 +69,33 @@ impl<E: Display> HandlerResult for Result<(), E> {
 /// caller as a failure (its `call` fails with `Other`, the error's text in the message),
 /// logged with the node's name and the peer, and counted in
 /// [`dsl::handler_errors`](super::handler_errors); the connection stays.
+///
+/// ```
+/// use pea2pea::{Message, Node, protocol};
+///
+/// #[derive(Message, Debug)]
+/// struct Get(String);
+///
+/// #[derive(Message, Debug)]
+/// struct Value(u64);
+///
+/// #[pea2pea::node]
+/// #[derive(Clone)]
+/// struct Store {
+///     node: Node,
+/// }
+///
+/// protocol! {
+///     Store speaks Get {
+///         on _ => {},
+///         // the response, or an error whose text the caller's `call` fails with
+///         rpc Get(key) -> Value => match key.as_str() {
+///             "answer" => Ok(Value(42)),
+///             other => Err(format!("no key {other}")),
+///         }
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "an rpc handler answering `{R}` evaluates to `{R}` or to a `Result<{R}, E>` whose error implements `Display`, not to `{Self}`",
     label = "this handler evaluates to `{Self}`"
