@@ -25,7 +25,21 @@ struct Inner {
     path: Vec<&'static str>,
 }
 
-/// What went wrong while decoding.
+/// What went wrong while decoding, from [`DecodeError::kind`]: match on it to treat some
+/// failures apart (it is `#[non_exhaustive]`: keep a `_` arm).
+///
+/// ```
+/// use pea2pea::{DecodeErrorKind, Message};
+///
+/// // a one-byte frame where a `u32` and a `String` were expected
+/// let err = <(u32, String)>::from_slice(&[7]).unwrap_err();
+/// match err.kind() {
+///     DecodeErrorKind::UnexpectedEnd { needed, remaining } => {
+///         assert_eq!((*needed, *remaining), (1, 0));
+///     }
+///     other => panic!("another failure: {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeErrorKind {
