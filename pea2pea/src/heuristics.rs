@@ -43,6 +43,7 @@ pub struct Heuristics {
     pub(crate) handshake_timeouts: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
+    pub(crate) encode_failures: AtomicU64,
 }
 
 impl Heuristics {
@@ -80,6 +81,15 @@ impl Heuristics {
     /// [`Writing::TIMEOUT_MS`].
     pub fn write_timeouts(&self) -> u64 {
         self.write_timeouts.load(Relaxed)
+    }
+
+    /// Messages a send accepted and the connection's writer then dropped because their
+    /// encoder failed. A message queued behind a full batch (see
+    /// [`Writing::INITIAL_BUFFER_SIZE`]) waits unencoded and is encoded by the writer; its
+    /// encoder's error reaches its confirmation, if it has one, and is counted here. An
+    /// encoder error at the send itself is returned to the sender and not counted.
+    pub fn encode_failures(&self) -> u64 {
+        self.encode_failures.load(Relaxed)
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {

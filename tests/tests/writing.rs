@@ -1,5 +1,6 @@
-//! Writing: WR-01 .. WR-14 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room; WR-14:
-//! answers written by the reader task).
+//! Writing: WR-01 .. WR-15 (WR-09 .. WR-12: `unicast_when_ready`, which waits for room; WR-14:
+//! answers written by the reader task; WR-15: messages queued past a full batch, which the
+//! writer encodes).
 
 use std::{
     io::{self, ErrorKind},
@@ -74,8 +75,13 @@ async fn blocked_pipe() -> (SlowPipe, SocketAddr, TcpListener, TcpStream) {
 /// Queues 32 messages of 60,000 bytes; on a current-thread runtime they are all queued before
 /// the writer task gets to run.
 fn queue_32_big(node: &SlowPipe, addr: SocketAddr) -> Vec<Confirmation> {
+    queue_32(node, addr, 60_000)
+}
+
+/// Queues 32 messages of `size` bytes, in one go.
+fn queue_32(node: &SlowPipe, addr: SocketAddr, size: usize) -> Vec<Confirmation> {
     (0..32)
-        .map(|_| node.unicast(addr, Bytes::from(vec![1u8; 60_000])).unwrap())
+        .map(|_| node.unicast(addr, Bytes::from(vec![1u8; size])).unwrap())
         .collect()
 }
 
@@ -329,12 +335,13 @@ async fn wr_03_write_timeout_reaches_confirmations_multi_thread() {
 }
 
 // WR-05: messages queued together are one batch with one outcome and one timeout: all 32 fail
-// the same way, together, ~200ms in (not 32 x 200ms).
+// the same way, together, ~200ms in (not 32 x 200ms). 32 x 12 000 bytes is more than the
+// socket buffers take and less than a batch holds (8 x INITIAL_BUFFER_SIZE).
 #[tokio::test]
 async fn wr_05_batch_shares_outcome_and_timeout() {
     let (node, addr, _l, _s) = blocked_pipe().await;
     let start = Instant::now();
-    let confs = queue_32_big(&node, addr);
+    let confs = queue_32(&node, addr, 12_000);
     let results = resolve_all(confs, Duration::from_secs(2)).await;
     assert!(start.elapsed() < SEC, "the batch didn't share one timeout");
     for r in &results {
@@ -1025,4 +1032,211 @@ async fn wr_14_an_answer_queued_before_a_panic_is_written() {
         .ok();
     assert!(rest.is_empty(), "unexpected bytes after the answer");
     node.node.shut_down().await;
+}
+
+/// [`TestCodec`], except that it refuses a payload starting with "bad" and panics on "boom".
+struct PickyEncoder;
+
+impl Encoder<Bytes> for PickyEncoder {
+    type Error = io::Error;
+    fn encode(&mut self, msg: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        if msg.starts_with(b"bad") {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "PickyEncoder refuses payloads that start with \"bad\"",
+            ));
+        }
+        if &msg[..] == b"boom" {
+            panic!("PickyEncoder boom");
+        }
+        TestCodec.encode(msg, dst)
+    }
+}
+
+/// A writer whose batches hold 8 KiB (8 x an `INITIAL_BUFFER_SIZE` of 1 KiB), encoding with
+/// [`PickyEncoder`], recording its disconnections' origins and close reasons.
+#[derive(Clone)]
+struct SmallBatches {
+    node: Node,
+    closed: Arc<Mutex<Vec<Closed>>>,
+}
+
+/// A disconnection's origin and close reason.
+type Closed = (DisconnectOrigin, Option<String>);
+
+impl Pea2Pea for SmallBatches {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl Writing for SmallBatches {
+    const INITIAL_BUFFER_SIZE: usize = 1024;
+    type Message = Bytes;
+    type Codec = PickyEncoder;
+    fn codec(&self, _: SocketAddr, _: ConnectionSide) -> PickyEncoder {
+        PickyEncoder
+    }
+}
+
+impl OnDisconnect for SmallBatches {
+    async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
+        let info = self.node.connection_info(addr);
+        let reason = info.and_then(|i| i.close_reason()).map(|r| r.to_string());
+        self.closed.lock().unwrap().push((origin, reason));
+    }
+}
+
+/// A [`SmallBatches`] sender connected to a reading [`Peer`]; returns both and the peer's
+/// address.
+async fn small_batches_to_a_reader() -> (SmallBatches, Peer, SocketAddr) {
+    let receiver = Peer::new(test_config());
+    receiver.enable_reading().await;
+    let addr = start_listening(&receiver.node).await;
+    let sender = SmallBatches {
+        node: Node::new(test_config()),
+        closed: Default::default(),
+    };
+    sender.enable_writing().await;
+    sender.enable_on_disconnect().await;
+    sender.node.connect(addr).await.unwrap();
+    (sender, receiver, addr)
+}
+
+/// A 1 000-byte payload that starts with `tag` and then carries `i`.
+fn tagged(tag: &[u8], i: u32) -> Bytes {
+    let mut payload = BytesMut::from(tag);
+    payload.put_u32(i);
+    payload.resize(1000, 0);
+    payload.freeze()
+}
+
+// WR-15: messages queued past a full batch (8 x INITIAL_BUFFER_SIZE) wait unencoded and are
+// encoded by the writer: a burst of 64 through `unicast` and 200 more through
+// `unicast_when_ready` (8 times what one batch holds) all arrive, in order, and are counted.
+#[tokio::test]
+async fn wr_15_a_burst_past_the_batch_bound_arrives_whole_and_in_order() {
+    let (sender, receiver, addr) = small_batches_to_a_reader().await;
+    let sent: Vec<Bytes> = (0..264).map(|i| tagged(b"m", i)).collect();
+    let mut confs = Vec::new();
+    for message in &sent[..64] {
+        confs.push(sender.unicast(addr, message.clone()).unwrap());
+    }
+    for message in &sent[64..] {
+        confs.push(
+            sender
+                .unicast_when_ready(addr, message.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, conf) in confs.into_iter().enumerate() {
+        let outcome = timeout(10 * SEC, conf).await.expect("a confirmation hung");
+        assert!(matches!(outcome, Ok(Ok(()))), "message {i}: {outcome:?}");
+    }
+    wait_until(10 * SEC, || receiver.processed() == sent.len()).await;
+    assert!(
+        receiver.payloads() == sent,
+        "the messages arrived out of order"
+    );
+    assert_eq!(sender.node.stats().sent(), (264, 264 * 1002));
+    assert_eq!(sender.node.heuristics().encode_failures(), 0);
+    shut_down_all([&sender.node, &receiver.node]).await;
+}
+
+// WR-15: an encoder error at the send is the sender's (returned, not counted); for a message
+// that waited unencoded behind a full batch, it reaches that message's confirmation, is
+// counted in `encode_failures` and logged, and only that message is lost: the others arrive
+// in order and the connection carries on.
+#[tokio::test]
+async fn wr_15_an_encoder_error_after_the_send_reaches_the_confirmation() {
+    let (capture, _guard) = LogCapture::install(tracing::Level::WARN);
+    let (sender, receiver, addr) = small_batches_to_a_reader().await;
+    let at_once = sender.unicast(addr, tagged(b"bad", 0)).unwrap_err();
+    assert_eq!(at_once.kind(), ErrorKind::InvalidInput);
+    assert_eq!(sender.node.heuristics().encode_failures(), 0);
+
+    // one go on a current-thread runtime: the writer takes nothing before the 20th send, and
+    // the 8 KiB batch is full after 9 messages
+    let confs: Vec<_> = (0..20)
+        .map(|i| {
+            let tag: &[u8] = if i == 15 { b"bad" } else { b"m" };
+            sender.unicast(addr, tagged(tag, i)).unwrap()
+        })
+        .collect();
+    for (i, conf) in confs.into_iter().enumerate() {
+        let outcome = timeout(10 * SEC, conf).await.expect("a confirmation hung");
+        match (i, outcome) {
+            (15, Ok(Err(e))) => {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput);
+                assert!(e.to_string().contains("refuses"), "{e}");
+            }
+            (15, other) => panic!("the refused message got {other:?}"),
+            (_, Ok(Ok(()))) => {}
+            (i, other) => panic!("message {i} got {other:?}"),
+        }
+    }
+    assert_eq!(sender.node.heuristics().encode_failures(), 1);
+    assert!(
+        capture.any_line_contains(tracing::Level::WARN, "dropped: encoding it failed"),
+        "{:?}",
+        capture.lines()
+    );
+    let delivered = sender.unicast(addr, tagged(b"m", 20)).unwrap();
+    assert!(matches!(timeout(10 * SEC, delivered).await, Ok(Ok(Ok(())))));
+    let expected: Vec<Bytes> = (0..21)
+        .filter(|&i| i != 15)
+        .map(|i| tagged(b"m", i))
+        .collect();
+    wait_until(10 * SEC, || receiver.processed() == expected.len()).await;
+    assert!(
+        receiver.payloads() == expected,
+        "lost or reordered messages"
+    );
+    assert_eq!(sender.node.stats().sent().0, 20);
+    assert!(
+        sender.closed.lock().unwrap().is_empty(),
+        "the connection was dropped"
+    );
+    shut_down_all([&sender.node, &receiver.node]).await;
+}
+
+// WR-15: an encoder panic on a message that waited unencoded ends the connection (origin
+// Writing, close reason "the encoder panicked"), as one at the send does (ERR-04): its
+// confirmation says so, every other confirmation resolves, and the node connects again.
+#[tokio::test]
+async fn wr_15_an_encoder_panic_after_the_send_ends_the_connection() {
+    let (sender, receiver, addr) = small_batches_to_a_reader().await;
+    let confs: Vec<_> = (0..20)
+        .map(|i| {
+            let message = if i == 15 {
+                Bytes::from_static(b"boom")
+            } else {
+                tagged(b"m", i)
+            };
+            sender.unicast(addr, message).unwrap()
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for conf in confs {
+        outcomes.push(timeout(10 * SEC, conf).await.expect("a confirmation hung"));
+    }
+    match &outcomes[15] {
+        Ok(Err(e)) => assert!(e.to_string().contains("encoder panicked"), "{e}"),
+        other => panic!("the panicking message got {other:?}"),
+    }
+    wait_until(10 * SEC, || !sender.closed.lock().unwrap().is_empty()).await;
+    let closed = sender.closed.lock().unwrap().clone();
+    let reason = Some("the encoder panicked".to_string());
+    assert_eq!(closed, vec![(DisconnectOrigin::Writing, reason)]);
+    assert_eq!(sender.node.num_connected(), 0);
+
+    sender.node.connect(addr).await.unwrap();
+    let conf = sender.unicast(addr, tagged(b"m", 99)).unwrap();
+    assert!(matches!(timeout(10 * SEC, conf).await, Ok(Ok(Ok(())))));
+    wait_until(10 * SEC, || {
+        receiver.payloads().last() == Some(&tagged(b"m", 99))
+    })
+    .await;
+    shut_down_all([&sender.node, &receiver.node]).await;
 }

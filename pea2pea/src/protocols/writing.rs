@@ -1,4 +1,5 @@
 use std::{
+    collections::VecDeque,
     fmt,
     future::Future,
     io,
@@ -38,8 +39,11 @@ type Confirmation = oneshot::Sender<io::Result<()>>;
 /// the queue full while the buffer is small takes the waiting messages into the batch in hand
 /// (`Pending::held`) instead of writing them at once, so that a burst of small messages goes
 /// out in writes of up to the buffer's starting capacity rather than one per `depth` messages.
+/// Once the buffer holds `batch_bytes`, the next messages wait unencoded (`Pending::later`)
+/// and the writer encodes them as it takes the next batch: a burst of large messages then
+/// costs no more memory than two batches, and each batch is written while still in cache.
 pub(crate) struct Outbox<C, M> {
-    pending: Mutex<Pending<C>>,
+    pending: Mutex<Pending<C, M>>,
     /// The TCP socket, when the stream is not wrapped: a sender that finds the queue full
     /// writes the batch out itself, without waiting for the writer task (see `write_now`).
     direct: Option<Arc<WriteHalf>>,
@@ -53,15 +57,21 @@ pub(crate) struct Outbox<C, M> {
     room: Notify,
     depth: usize,
     initial_capacity: usize,
+    /// A batch takes messages until it holds this many bytes (so it passes it by less than one
+    /// message): `BATCH_GROWTH` times `initial_capacity`.
+    batch_bytes: usize,
     /// Part of the type, so that a sender with another message type cannot find this outbox.
     _message: PhantomData<fn(M)>,
 }
 
-struct Pending<C> {
+struct Pending<C, M> {
     codec: C,
     buf: BytesMut,
-    /// Messages waiting in `buf`; the queue is full at `depth`.
+    /// Messages waiting in `buf`; with those in `later`, the queue is full at `depth`.
     count: usize,
+    /// Messages queued after `buf` reached `batch_bytes`, oldest first, not encoded yet: their
+    /// bytes follow all of `buf`'s. The writer encodes them into the batches it takes.
+    later: VecDeque<(M, Option<Confirmation>)>,
     /// Messages in `buf` before the waiting ones, already taken into the batch in hand: a
     /// full queue moved them there (`Outbox::make_room`). They go out with the next write, the
     /// writer task's or a sender's, and no longer count against the depth.
@@ -80,6 +90,23 @@ struct Pending<C> {
     failure: Option<Box<(io::ErrorKind, String)>>,
 }
 
+/// How many times its starting capacity a batch may hold: big enough that a write carries
+/// many large messages (fewer system calls), small enough that a connection's two batch buffers
+/// stay in cache and are not regrown for each burst (see benches/PROFILE.md, 10->1).
+const BATCH_GROWTH: usize = 8;
+
+impl<C, M> Pending<C, M> {
+    /// The messages that count against the queue's depth.
+    fn waiting(&self) -> usize {
+        self.count + self.later.len()
+    }
+
+    /// Messages to be written: encoded, held in the batch in hand, or waiting to be encoded.
+    fn has_work(&self) -> bool {
+        self.count + self.held != 0 || !self.later.is_empty()
+    }
+}
+
 impl<C, M> Outbox<C, M> {
     fn new(
         codec: C,
@@ -92,6 +119,7 @@ impl<C, M> Outbox<C, M> {
             codec,
             buf: BytesMut::new(),
             count: 0,
+            later: VecDeque::new(),
             held: 0,
             confirms: Vec::new(),
             stopped: false,
@@ -108,6 +136,7 @@ impl<C, M> Outbox<C, M> {
             room: Notify::new(),
             depth,
             initial_capacity,
+            batch_bytes: initial_capacity.saturating_mul(BATCH_GROWTH),
             _message: PhantomData,
         }
     }
@@ -122,9 +151,9 @@ impl<C, M> Outbox<C, M> {
         drop(StopOnDrop(self));
     }
 
-    /// Wakes the senders waiting for room, if any; `pending.count` has just dropped to 0.
+    /// Wakes the senders waiting for room, if any; messages have just left the queue.
     #[inline]
-    fn made_room(&self, pending: &mut Pending<C>) {
+    fn made_room(&self, pending: &mut Pending<C, M>) {
         if std::mem::take(&mut pending.room_wanted) {
             self.room.notify_waiters();
         }
@@ -140,11 +169,16 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
         if pending.stopped {
             return Err(PushError::Stopped);
         }
-        if pending.count >= self.depth {
+        if pending.waiting() >= self.depth {
             // the message is refused, as the queue is full; but room is made now rather than
             // when the writer task next runs, so a retry finds it at once
             self.make_room(pending);
             return Err(PushError::Full(message, confirm));
+        }
+        if pending.buf.len() >= self.batch_bytes || !pending.later.is_empty() {
+            // the batch is full: the writer, already rung for it, encodes this one later
+            pending.later.push_back((message, confirm));
+            return Ok(());
         }
         if pending.buf.capacity() == 0 {
             pending.buf.reserve(self.initial_capacity);
@@ -194,7 +228,7 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             }
             let room = {
                 let mut pending = lock(&self.pending);
-                if pending.count < self.depth || pending.stopped {
+                if pending.waiting() < self.depth || pending.stopped {
                     continue; // room was made (or the end came) since the push
                 }
                 pending.room_wanted = true;
@@ -218,8 +252,9 @@ impl<C, M> Outbox<C, M> {
     /// waiting sends of a DSL node are), and holding would make it wait for the writer task.
     /// Only for a plain TCP socket with no batch being written: otherwise the writer task owns
     /// the writing, and a full queue waits for it.
-    fn make_room(&self, pending: &mut Pending<C>) {
-        if self.direct.is_none() || pending.writing {
+    /// With messages waiting unencoded, the writer task is at work on them: the queue waits.
+    fn make_room(&self, pending: &mut Pending<C, M>) {
+        if self.direct.is_none() || pending.writing || !pending.later.is_empty() {
             return;
         }
         if pending.buf.len() < self.initial_capacity / 2 && pending.confirms.is_empty() {
@@ -234,7 +269,7 @@ impl<C, M> Outbox<C, M> {
     /// that finds the queue full does instead of waiting for the writer task to run (much as
     /// `FramedWrite` writes at its buffer limit). Only when no batch is being written, so that
     /// bytes stay in order; a write error is left for the writer task to meet and report.
-    fn write_now(&self, pending: &mut Pending<C>) {
+    fn write_now(&self, pending: &mut Pending<C, M>) {
         let Some(socket) = &self.direct else {
             return;
         };
@@ -262,7 +297,7 @@ impl<C, M> Outbox<C, M> {
     }
 }
 
-impl<C: Send, M> OwnWrites for Outbox<C, M> {
+impl<C: Send, M: Send> OwnWrites for Outbox<C, M> {
     fn flush_own(&self) {
         let mut pending = lock(&self.pending);
         let pending = &mut *pending;
@@ -272,8 +307,74 @@ impl<C: Send, M> OwnWrites for Outbox<C, M> {
             return;
         }
         self.write_now(pending);
-        if pending.count + pending.held != 0 {
-            self.ready.notify_one(); // the socket did not take it all
+        if pending.has_work() {
+            self.ready.notify_one(); // the socket did not take it all, or more waits unencoded
+        }
+    }
+}
+
+/// The writer met an encoder panic: the connection is being torn down.
+struct EncoderPanicked;
+
+impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
+    /// Encodes messages that waited unencoded (`Pending::later`) into `batch`, the batch the
+    /// writer has just taken, oldest first, until it holds `batch_bytes`; returns how many it
+    /// encoded. They were accepted, so an encoder error loses only its message and says so
+    /// (its confirmation, a log line, `Heuristics::encode_failures`); a panic ends the
+    /// connection, as on the send path.
+    fn encode_later(
+        &self,
+        pending: &mut Pending<C, M>,
+        batch: &mut BytesMut,
+        confirms: &mut Vec<Confirmation>,
+    ) -> Result<usize, EncoderPanicked> {
+        let mut encoded = 0;
+        if !pending.later.is_empty() && batch.capacity() == 0 {
+            batch.reserve(self.initial_capacity);
+        }
+        while batch.len() < self.batch_bytes {
+            let Some((message, confirm)) = pending.later.pop_front() else {
+                break;
+            };
+            let before = batch.len();
+            match catch_unwind(AssertUnwindSafe(|| pending.codec.encode(message, batch))) {
+                Ok(Ok(())) => {
+                    encoded += 1;
+                    confirms.extend(confirm);
+                }
+                Ok(Err(e)) => {
+                    batch.truncate(before);
+                    self.lost_to_encoder(e, confirm);
+                }
+                Err(_) => {
+                    batch.truncate(before);
+                    self.encoder_panicked(confirm);
+                    return Err(EncoderPanicked);
+                }
+            }
+        }
+        Ok(encoded)
+    }
+}
+
+impl<C, M> Outbox<C, M> {
+    /// Reports a message the writer could not encode: it was accepted, so its loss is told.
+    #[cold]
+    fn lost_to_encoder(&self, e: io::Error, confirm: Option<Confirmation>) {
+        Heuristics::bump(&self.ctx.node.heuristics().encode_failures);
+        warn!(parent: self.ctx.info.span(), "a message queued for {} was dropped: encoding it failed: {e}", self.ctx.addr());
+        if let Some(confirm) = confirm {
+            let _ = confirm.send(Err(e));
+        }
+    }
+
+    /// The writer met an encoder panic: the writer task ends, and with it the connection.
+    #[cold]
+    fn encoder_panicked(&self, confirm: Option<Confirmation>) {
+        error!(parent: self.ctx.info.span(), "the encoder for {} panicked; disconnecting", self.ctx.addr());
+        self.ctx.info.record_close_reason("the encoder panicked");
+        if let Some(confirm) = confirm {
+            let _ = confirm.send(Err(io::Error::other("the encoder panicked")));
         }
     }
 }
@@ -300,7 +401,9 @@ enum PushError<M> {
 /// error or timeout ends the connection with [`DisconnectOrigin::Writing`]. An encoder error
 /// is returned to the sender and nothing is queued; an encoder *panic* ends the connection
 /// (origin `Writing`), since the codec's state can no longer be trusted, and the send returns
-/// `Ok` with a confirmation that carries the error.
+/// `Ok` with a confirmation that carries the error. (A batch holds a bounded number of bytes;
+/// the messages queued behind a full one are encoded by the writer, and their encoder's
+/// errors reach their confirmations: see [`INITIAL_BUFFER_SIZE`](Writing::INITIAL_BUFFER_SIZE).)
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -376,9 +479,17 @@ where
     /// with [`unicast_fast`](Writing::unicast_fast) goes out in writes of up to that half.
     const MESSAGE_QUEUE_DEPTH: usize = 64;
 
-    /// The outbound buffer's starting capacity, allocated when the first message is sent. It
-    /// grows to fit a batch; once grown past 4 times this size it is kept while batches keep
-    /// coming, and released when none has come for a second.
+    /// The outbound buffer's starting capacity, allocated when the first message is sent; a
+    /// batch holds up to 8 times this many bytes (512 KiB by default). Messages queued while
+    /// the batch is full wait unencoded, and the writer encodes them into the next batch: so
+    /// a burst of large messages holds at most about two batches of encoded bytes (the one
+    /// being written and the next), however deep the queue. The buffers grow to fit a batch;
+    /// once grown past 4 times this size they are kept while batches keep coming, and released
+    /// when none has come for a second.
+    ///
+    /// An encoder error is returned by the send, except for a message that waited unencoded:
+    /// it was already accepted, so its error goes to its confirmation (if it has one), is
+    /// logged and counted in [`Heuristics::encode_failures`], and only that message is lost.
     const INITIAL_BUFFER_SIZE: usize = 64 * 1024;
 
     /// How long writing one batch may take, in milliseconds, before the connection is dropped
@@ -453,7 +564,9 @@ where
     ///
     /// Errors at once with `Unsupported` (writing not enabled, or the node shared with a
     /// type whose `Message` differs), `NotConnected`, `QuotaExceeded` (the queue is full),
-    /// `BrokenPipe` (the connection's writer has stopped), or the encoder's own error.
+    /// `BrokenPipe` (the connection's writer has stopped), or the encoder's own error (but a
+    /// message queued behind a full batch is encoded later, and its encoder's error comes
+    /// through the confirmation: see [`INITIAL_BUFFER_SIZE`](Writing::INITIAL_BUFFER_SIZE)).
     fn unicast(
         &self,
         addr: SocketAddr,
@@ -715,14 +828,18 @@ async fn write_loop<W: Writing>(
                 if pending.stopped {
                     return;
                 }
-                if pending.count + pending.held != 0 {
+                if pending.has_work() {
                     // the senders carry on filling the (empty) buffer we give back
                     std::mem::swap(&mut pending.buf, &mut batch);
                     std::mem::swap(&mut pending.confirms, &mut confirms);
                     pending.writing = true;
                     let pre_written = std::mem::take(&mut pending.pre_written);
-                    let count =
+                    let mut count =
                         std::mem::take(&mut pending.count) + std::mem::take(&mut pending.held);
+                    count += match outbox.encode_later(&mut pending, &mut batch, &mut confirms) {
+                        Ok(encoded) => encoded,
+                        Err(EncoderPanicked) => return,
+                    };
                     outbox.made_room(&mut *pending);
                     break (count, pre_written);
                 }
@@ -735,7 +852,7 @@ async fn write_loop<W: Writing>(
                 if next.await.is_err() {
                     batch = BytesMut::new();
                     let mut pending = lock(&outbox.pending);
-                    if pending.count + pending.held == 0 {
+                    if !pending.has_work() {
                         pending.buf = BytesMut::new();
                     }
                 }
@@ -792,10 +909,11 @@ impl<C, M> Drop for StopOnDrop<'_, C, M> {
         pending.buf = BytesMut::new();
         pending.count = 0;
         pending.held = 0;
+        let unencoded = std::mem::take(&mut pending.later);
         pending.room_wanted = false;
         let unsent = std::mem::take(&mut pending.confirms);
         drop(pending);
-        drop(unsent);
+        drop((unsent, unencoded));
         self.0.ready.notify_one();
         self.0.room.notify_waiters();
     }
