@@ -1240,3 +1240,156 @@ async fn wr_15_an_encoder_panic_after_the_send_ends_the_connection() {
     .await;
     shut_down_all([&sender.node, &receiver.node]).await;
 }
+
+/// A payload of `len` bytes that starts with `tag` and then carries `i`.
+fn tagged_len(tag: &[u8], i: u32, len: usize) -> Bytes {
+    let mut payload = BytesMut::from(tag);
+    payload.put_u32(i);
+    payload.resize(len, 0);
+    payload.freeze()
+}
+
+/// A [`SmallBatches`] sender whose writer is blocked in a write, with messages waiting
+/// unencoded behind it: connected to a raw peer that reads only when the test does (small
+/// buffers at both ends), it queues 4 messages of 60 000 bytes in one go, the second being
+/// `odd`. Each is a batch of its own (a batch holds 8 KiB); the writer takes the first and
+/// blocks on the full socket. Then, until `odd`'s confirmation resolves, it queues a probe and
+/// yields: the first probe after the writer took its batch finds the queue's batch empty and
+/// encodes the waiting messages into it itself, `odd` first. Returns the sender, the peer's
+/// stream, `odd`'s outcome, the other messages' confirmations and the number of probes.
+async fn a_sender_encodes_behind_a_blocked_writer(odd: Bytes) -> SenderEncoded {
+    let sender = SmallBatches {
+        node: Node::new(test_config()),
+        closed: Default::default(),
+    };
+    sender.enable_writing().await;
+    sender.enable_on_disconnect().await;
+    let (addr, listener, stream) = raw::connect_to_stalled_reader(&sender.node).await;
+    drop(listener);
+    let mut confs: Vec<_> = (0..4)
+        .map(|i| {
+            let message = if i == 1 {
+                odd.clone()
+            } else {
+                tagged_len(b"m", i, 60_000)
+            };
+            sender.unicast(addr, message).unwrap()
+        })
+        .collect();
+    let mut odd = confs.remove(1);
+    let deadline = Instant::now() + 10 * SEC;
+    let mut probes = 0;
+    let odd_outcome = loop {
+        match odd.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            Ok(outcome) => break outcome,
+            Err(closed) => panic!("the odd message's confirmation was dropped: {closed}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waiting messages were never encoded"
+        );
+        if let Ok(probe) = sender.unicast(addr, tagged_len(b"p", probes, 60_000)) {
+            confs.push(probe);
+            probes += 1;
+        }
+        tokio::task::yield_now().await;
+    };
+    SenderEncoded {
+        sender,
+        stream,
+        odd_outcome,
+        confs,
+        probes,
+    }
+}
+
+/// What [`a_sender_encodes_behind_a_blocked_writer`] leaves.
+struct SenderEncoded {
+    sender: SmallBatches,
+    stream: TcpStream,
+    odd_outcome: io::Result<()>,
+    confs: Vec<Confirmation>,
+    probes: u32,
+}
+
+/// Reads `count` frames of [`TestCodec`] (2-byte length, payload) from `stream`.
+async fn read_frames(stream: &mut TcpStream, count: usize) -> Vec<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut frames = Vec::new();
+    for _ in 0..count {
+        let len = timeout(10 * SEC, stream.read_u16()).await.unwrap().unwrap();
+        let mut payload = vec![0; len as usize];
+        timeout(10 * SEC, stream.read_exact(&mut payload))
+            .await
+            .unwrap()
+            .unwrap();
+        frames.push(Bytes::from(payload));
+    }
+    frames
+}
+
+// WR-15: while the writer is blocked writing a batch, a sender that finds the pending batch
+// empty encodes the waiting messages itself; an encoder error there is reported as the
+// writer's would be (the message's confirmation, `encode_failures`), nothing was written
+// meanwhile, and once the peer reads, everything else arrives in order.
+#[tokio::test]
+async fn wr_15_a_sender_encodes_the_waiting_messages_while_the_writer_writes() {
+    let odd = tagged_len(b"bad", 1, 60_000);
+    let SenderEncoded {
+        sender,
+        mut stream,
+        odd_outcome,
+        confs,
+        probes,
+    } = a_sender_encodes_behind_a_blocked_writer(odd).await;
+    assert_eq!(
+        sender.node.stats().sent().0,
+        0,
+        "the writer wrote meanwhile"
+    );
+    assert_eq!(odd_outcome.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(sender.node.heuristics().encode_failures(), 1);
+
+    let mut expected: Vec<Bytes> = [0, 2, 3].map(|i| tagged_len(b"m", i, 60_000)).to_vec();
+    expected.extend((0..probes).map(|i| tagged_len(b"p", i, 60_000)));
+    let frames = read_frames(&mut stream, expected.len()).await;
+    assert!(frames == expected, "lost or reordered messages");
+    for conf in confs {
+        let outcome = timeout(10 * SEC, conf).await.expect("a confirmation hung");
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+    }
+    assert!(
+        sender.closed.lock().unwrap().is_empty(),
+        "the connection was dropped"
+    );
+    sender.node.shut_down().await;
+}
+
+// WR-15: an encoder panic met by a sender encoding the waiting messages ends the connection as
+// the writer's would (origin Writing, close reason "the encoder panicked"), and the panicking
+// message's confirmation says so.
+#[tokio::test]
+async fn wr_15_an_encoder_panic_met_by_a_sender_ends_the_connection() {
+    let SenderEncoded {
+        sender,
+        odd_outcome,
+        confs,
+        ..
+    } = a_sender_encodes_behind_a_blocked_writer(Bytes::from_static(b"boom")).await;
+    let e = odd_outcome.unwrap_err();
+    assert!(e.to_string().contains("encoder panicked"), "{e}");
+    wait_until(10 * SEC, || !sender.closed.lock().unwrap().is_empty()).await;
+    let closed = sender.closed.lock().unwrap().clone();
+    let reason = Some("the encoder panicked".to_string());
+    assert_eq!(closed, vec![(DisconnectOrigin::Writing, reason)]);
+    // the first message may have been written whole before the teardown; none after it
+    for conf in confs.into_iter().skip(1) {
+        let outcome = timeout(10 * SEC, conf).await.expect("a confirmation hung");
+        assert!(
+            !matches!(outcome, Ok(Ok(()))),
+            "a message was written after the panic"
+        );
+    }
+    sender.node.shut_down().await;
+}

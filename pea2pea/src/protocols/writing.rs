@@ -40,8 +40,10 @@ type Confirmation = oneshot::Sender<io::Result<()>>;
 /// (`Pending::held`) instead of writing them at once, so that a burst of small messages goes
 /// out in writes of up to the buffer's starting capacity rather than one per `depth` messages.
 /// Once the buffer holds `batch_bytes`, the next messages wait unencoded (`Pending::later`)
-/// and the writer encodes them as it takes the next batch: a burst of large messages then
-/// costs no more memory than two batches, and each batch is written while still in cache.
+/// until a buffer empties: the next send after the writer took the batch encodes them (so
+/// that encoding stays on the senders' threads while the writer writes), or the writer does
+/// as it takes a batch with room left. A burst of large messages then costs no more memory
+/// than two batches, and each batch is written soon after it is encoded.
 pub(crate) struct Outbox<C, M> {
     pending: Mutex<Pending<C, M>>,
     /// The TCP socket, when the stream is not wrapped: a sender that finds the queue full
@@ -175,9 +177,24 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
             self.make_room(pending);
             return Err(PushError::Full(message, confirm));
         }
+        let was_empty = pending.count == 0;
+        if !pending.later.is_empty() && pending.buf.len() < self.batch_bytes {
+            // the writer took the batch ahead of the waiting messages: encode them now, on the
+            // sender's thread, while the writer writes (as the messages of a batch are)
+            let (codec, later) = (&mut pending.codec, &mut pending.later);
+            let encoded = self.encode_later(codec, later, &mut pending.buf, &mut pending.confirms);
+            match encoded {
+                Ok(n) => pending.count += n,
+                Err(EncoderPanicked) => return Err(PushError::EncoderPanicked(confirm)),
+            }
+        }
         if pending.buf.len() >= self.batch_bytes || !pending.later.is_empty() {
-            // the batch is full: the writer, already rung for it, encodes this one later
+            // the batch is full: this one waits, and the writer (rung for the batch) or a
+            // later sender encodes it
             pending.later.push_back((message, confirm));
+            if was_empty && pending.count != 0 {
+                self.ring(); // messages that waited are now a new batch
+            }
             return Ok(());
         }
         if pending.buf.capacity() == 0 {
@@ -200,13 +217,19 @@ impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
         }
         pending.count += 1;
         pending.confirms.extend(confirm);
-        let first = pending.count == 1;
-        // a batch queued by this connection's own reader task is written when its poll ends
-        // (`own_writes`); any other sender rings the writer
-        if first && !(self.direct.is_some() && own_writes::defer_to_reader(self.address())) {
-            self.ready.notify_one();
+        if was_empty {
+            self.ring();
         }
         Ok(())
+    }
+
+    /// Tells the writer that a batch has begun. A batch queued by this connection's own reader
+    /// task is written when its poll ends (`own_writes`); any other sender rings the writer.
+    #[inline]
+    fn ring(&self) {
+        if !(self.direct.is_some() && own_writes::defer_to_reader(self.address())) {
+            self.ready.notify_one();
+        }
     }
 
     /// Like `push`, but a full queue makes it wait (until `deadline`) for the writer to take
@@ -251,8 +274,9 @@ impl<C, M> Outbox<C, M> {
     /// in the buffer has a confirmation: its sender may be waiting for the write (as the
     /// waiting sends of a DSL node are), and holding would make it wait for the writer task.
     /// Only for a plain TCP socket with no batch being written: otherwise the writer task owns
-    /// the writing, and a full queue waits for it.
-    /// With messages waiting unencoded, the writer task is at work on them: the queue waits.
+    /// the writing, and a full queue waits for it. Nor when messages wait unencoded: the
+    /// writer task is at work on a full batch, and the queue waits for it (writing here
+    /// instead measured no better for large messages: benches/PROFILE.md, 10->1).
     fn make_room(&self, pending: &mut Pending<C, M>) {
         if self.direct.is_none() || pending.writing || !pending.later.is_empty() {
             return;
@@ -317,27 +341,28 @@ impl<C: Send, M: Send> OwnWrites for Outbox<C, M> {
 struct EncoderPanicked;
 
 impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
-    /// Encodes messages that waited unencoded (`Pending::later`) into `batch`, the batch the
-    /// writer has just taken, oldest first, until it holds `batch_bytes`; returns how many it
-    /// encoded. They were accepted, so an encoder error loses only its message and says so
-    /// (its confirmation, a log line, `Heuristics::encode_failures`); a panic ends the
-    /// connection, as on the send path.
+    /// Encodes messages that waited unencoded (`Pending::later`), oldest first, into `batch`
+    /// until it holds `batch_bytes`: the batch the writer has just taken, or the pending one
+    /// when a sender finds it emptied. Returns how many it encoded. They were accepted, so an
+    /// encoder error loses only its message and says so (its confirmation, a log line,
+    /// `Heuristics::encode_failures`); a panic ends the connection, as on the send path.
     fn encode_later(
         &self,
-        pending: &mut Pending<C, M>,
+        codec: &mut C,
+        later: &mut VecDeque<(M, Option<Confirmation>)>,
         batch: &mut BytesMut,
         confirms: &mut Vec<Confirmation>,
     ) -> Result<usize, EncoderPanicked> {
         let mut encoded = 0;
-        if !pending.later.is_empty() && batch.capacity() == 0 {
+        if !later.is_empty() && batch.capacity() == 0 {
             batch.reserve(self.initial_capacity);
         }
         while batch.len() < self.batch_bytes {
-            let Some((message, confirm)) = pending.later.pop_front() else {
+            let Some((message, confirm)) = later.pop_front() else {
                 break;
             };
             let before = batch.len();
-            match catch_unwind(AssertUnwindSafe(|| pending.codec.encode(message, batch))) {
+            match catch_unwind(AssertUnwindSafe(|| codec.encode(message, batch))) {
                 Ok(Ok(())) => {
                     encoded += 1;
                     confirms.extend(confirm);
@@ -368,10 +393,10 @@ impl<C, M> Outbox<C, M> {
         }
     }
 
-    /// The writer met an encoder panic: the writer task ends, and with it the connection.
+    /// An encoder panicked on a message that waited: the connection ends (the writer task
+    /// returns, or the sender's `push_failed` stops it), and the message's sender is told.
     #[cold]
     fn encoder_panicked(&self, confirm: Option<Confirmation>) {
-        error!(parent: self.ctx.info.span(), "the encoder for {} panicked; disconnecting", self.ctx.addr());
         self.ctx.info.record_close_reason("the encoder panicked");
         if let Some(confirm) = confirm {
             let _ = confirm.send(Err(io::Error::other("the encoder panicked")));
@@ -824,7 +849,8 @@ async fn write_loop<W: Writing>(
     loop {
         let (count, pre_written) = loop {
             {
-                let mut pending = lock(&outbox.pending);
+                let mut guard = lock(&outbox.pending);
+                let pending = &mut *guard;
                 if pending.stopped {
                     return;
                 }
@@ -836,11 +862,15 @@ async fn write_loop<W: Writing>(
                     let pre_written = std::mem::take(&mut pending.pre_written);
                     let mut count =
                         std::mem::take(&mut pending.count) + std::mem::take(&mut pending.held);
-                    count += match outbox.encode_later(&mut pending, &mut batch, &mut confirms) {
+                    let (codec, later) = (&mut pending.codec, &mut pending.later);
+                    count += match outbox.encode_later(codec, later, &mut batch, &mut confirms) {
                         Ok(encoded) => encoded,
-                        Err(EncoderPanicked) => return,
+                        Err(EncoderPanicked) => {
+                            error!(parent: ctx.info.span(), "the encoder for {} panicked; disconnecting", ctx.addr());
+                            return;
+                        }
                     };
-                    outbox.made_room(&mut *pending);
+                    outbox.made_room(pending);
                     break (count, pre_written);
                 }
             }
