@@ -1079,6 +1079,27 @@ impl Writing for SmallBatches {
     }
 }
 
+impl SmallBatches {
+    /// A node with Writing and OnDisconnect enabled.
+    async fn new() -> Self {
+        let sender = SmallBatches {
+            node: Node::new(test_config()),
+            closed: Default::default(),
+        };
+        sender.enable_writing().await;
+        sender.enable_on_disconnect().await;
+        sender
+    }
+
+    /// Waits until the connection ended, and checks that an encoder panic ended it.
+    async fn assert_closed_by_encoder_panic(&self) {
+        wait_until(10 * SEC, || !self.closed.lock().unwrap().is_empty()).await;
+        let closed = self.closed.lock().unwrap().clone();
+        let reason = Some("the encoder panicked".to_string());
+        assert_eq!(closed, vec![(DisconnectOrigin::Writing, reason)]);
+    }
+}
+
 impl OnDisconnect for SmallBatches {
     async fn on_disconnect(&self, addr: SocketAddr, origin: DisconnectOrigin) {
         let info = self.node.connection_info(addr);
@@ -1093,22 +1114,14 @@ async fn small_batches_to_a_reader() -> (SmallBatches, Peer, SocketAddr) {
     let receiver = Peer::new(test_config());
     receiver.enable_reading().await;
     let addr = start_listening(&receiver.node).await;
-    let sender = SmallBatches {
-        node: Node::new(test_config()),
-        closed: Default::default(),
-    };
-    sender.enable_writing().await;
-    sender.enable_on_disconnect().await;
+    let sender = SmallBatches::new().await;
     sender.node.connect(addr).await.unwrap();
     (sender, receiver, addr)
 }
 
 /// A 1 000-byte payload that starts with `tag` and then carries `i`.
 fn tagged(tag: &[u8], i: u32) -> Bytes {
-    let mut payload = BytesMut::from(tag);
-    payload.put_u32(i);
-    payload.resize(1000, 0);
-    payload.freeze()
+    tagged_len(tag, i, 1000)
 }
 
 // WR-15: messages queued past a full batch (8 x INITIAL_BUFFER_SIZE) wait unencoded and are
@@ -1225,10 +1238,7 @@ async fn wr_15_an_encoder_panic_after_the_send_ends_the_connection() {
         Ok(Err(e)) => assert!(e.to_string().contains("encoder panicked"), "{e}"),
         other => panic!("the panicking message got {other:?}"),
     }
-    wait_until(10 * SEC, || !sender.closed.lock().unwrap().is_empty()).await;
-    let closed = sender.closed.lock().unwrap().clone();
-    let reason = Some("the encoder panicked".to_string());
-    assert_eq!(closed, vec![(DisconnectOrigin::Writing, reason)]);
+    sender.assert_closed_by_encoder_panic().await;
     assert_eq!(sender.node.num_connected(), 0);
 
     sender.node.connect(addr).await.unwrap();
@@ -1258,12 +1268,7 @@ fn tagged_len(tag: &[u8], i: u32, len: usize) -> Bytes {
 /// encodes the waiting messages into it itself, `odd` first. Returns the sender, the peer's
 /// stream, `odd`'s outcome, the other messages' confirmations and the number of probes.
 async fn a_sender_encodes_behind_a_blocked_writer(odd: Bytes) -> SenderEncoded {
-    let sender = SmallBatches {
-        node: Node::new(test_config()),
-        closed: Default::default(),
-    };
-    sender.enable_writing().await;
-    sender.enable_on_disconnect().await;
+    let sender = SmallBatches::new().await;
     let (addr, listener, stream) = raw::connect_to_stalled_reader(&sender.node).await;
     drop(listener);
     let mut confs: Vec<_> = (0..4)
@@ -1379,10 +1384,7 @@ async fn wr_15_an_encoder_panic_met_by_a_sender_ends_the_connection() {
     } = a_sender_encodes_behind_a_blocked_writer(Bytes::from_static(b"boom")).await;
     let e = odd_outcome.unwrap_err();
     assert!(e.to_string().contains("encoder panicked"), "{e}");
-    wait_until(10 * SEC, || !sender.closed.lock().unwrap().is_empty()).await;
-    let closed = sender.closed.lock().unwrap().clone();
-    let reason = Some("the encoder panicked".to_string());
-    assert_eq!(closed, vec![(DisconnectOrigin::Writing, reason)]);
+    sender.assert_closed_by_encoder_panic().await;
     // the first message may have been written whole before the teardown; none after it
     for conf in confs.into_iter().skip(1) {
         let outcome = timeout(10 * SEC, conf).await.expect("a confirmation hung");
