@@ -72,7 +72,8 @@ struct Pending<C, M> {
     /// Messages waiting in `buf`; with those in `later`, the queue is full at `depth`.
     count: usize,
     /// Messages queued after `buf` reached `batch_bytes`, oldest first, not encoded yet: their
-    /// bytes follow all of `buf`'s. The writer encodes them into the batches it takes.
+    /// bytes follow all of `buf`'s. A send that finds `buf` emptied, or the writer taking a
+    /// batch with room left, encodes them (`Outbox::encode_later`).
     later: VecDeque<(M, Option<Confirmation>)>,
     /// Messages in `buf` before the waiting ones, already taken into the batch in hand: a
     /// full queue moved them there (`Outbox::make_room`). They go out with the next write, the
@@ -337,7 +338,8 @@ impl<C: Send, M: Send> OwnWrites for Outbox<C, M> {
     }
 }
 
-/// The writer met an encoder panic: the connection is being torn down.
+/// An encoder panicked on a message that waited (met by the writer or by a send): the
+/// connection is being torn down.
 struct EncoderPanicked;
 
 impl<C: Encoder<M, Error = io::Error>, M> Outbox<C, M> {
